@@ -1,0 +1,1 @@
+"""Subcommands of `find-ros`; see find_ros.cli."""

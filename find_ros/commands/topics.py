@@ -1,0 +1,89 @@
+"""`find-ros instruct` and `find-ros echo`: send an instruction, or print one message of a topic.
+
+They stand in for `ros2 topic pub/echo`, which are not installable from PyPI, and use the same
+message conversions as the nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_INSTRUCTION_TOPIC = "/find_ros/instruction"
+
+
+def run_instruct(args: argparse.Namespace) -> int:
+    from find_ros.image_io import read_rgb
+    from find_ros.nodes.instruction_msgs import build_instruction
+    from find_ros.nodes.qos import INSTRUCTION_PUBLISHER
+    from find_ros.nodes.topic_tools import publish_when_matched
+
+    crops = [read_rgb(path) for path in args.crop]
+    msg = build_instruction(
+        args.text,
+        crops,
+        instruction_id=args.id,
+        frame_id=args.frame_id,
+        want_grounding=not args.no_grounding,
+        want_localization=args.localize,
+        top_k=args.top_k,
+    )
+    matched = publish_when_matched(
+        args.topic, msg, INSTRUCTION_PUBLISHER, wait_for_subscribers=args.wait, timeout_s=args.timeout
+    )
+    print(f"published instruction {args.id!r} with {len(crops)} crop(s) to {args.topic} ({matched} subscriber(s))")
+    return 0
+
+
+def run_echo(args: argparse.Namespace) -> int:
+    from rclpy.serialization import serialize_message
+
+    from find_ros.nodes.qos import INSTRUCTION_SUBSCRIBER
+    from find_ros.nodes.topic_tools import message_type, receive_one
+
+    msg = receive_one(args.topic, message_type(args.type), INSTRUCTION_SUBSCRIBER, timeout_s=args.timeout)
+    if args.save:
+        Path(args.save).write_bytes(serialize_message(msg))
+    print(_summary(msg))
+    return 0
+
+
+def _summary(msg: object, indent: str = "") -> str:
+    """Fields one per line; byte arrays are shown by their length only."""
+    lines = []
+    for name in msg.get_fields_and_field_types():
+        value = getattr(msg, name)
+        if hasattr(value, "get_fields_and_field_types"):
+            lines.append(f"{indent}{name}:\n{_summary(value, indent + '  ')}")
+        elif isinstance(value, (bytes, bytearray)) or (hasattr(value, "__len__") and name == "data"):
+            lines.append(f"{indent}{name}: <{len(value)} bytes>")
+        elif isinstance(value, list):
+            lines.append(f"{indent}{name}: [{len(value)} item(s)]")
+            for i, item in enumerate(value):
+                inner = _summary(item, indent + "    ") if hasattr(item, "get_fields_and_field_types") else f"{indent}    {item!r}"
+                lines.append(f"{indent}  - [{i}]\n{inner}")
+        else:
+            lines.append(f"{indent}{name}: {value!r}")
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("instruct", help="publish an interleaved instruction (text with <k> crops)")
+    p.add_argument("text", help='instruction text, e.g. "the mug left of <0>"')
+    p.add_argument("--crop", action="append", default=[], metavar="PATH", help="image for <0>, <1>, ... in order")
+    p.add_argument("--id", default="cli", help="instruction id echoed by every result")
+    p.add_argument("--topic", default=DEFAULT_INSTRUCTION_TOPIC)
+    p.add_argument("--frame-id", default="")
+    p.add_argument("--localize", action="store_true", help="also ask for video localization")
+    p.add_argument("--no-grounding", action="store_true", help="do not ask for per-frame grounding")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--wait", type=int, default=1, metavar="N", help="publish once N subscribers are matched")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=run_instruct)
+
+    e = subparsers.add_parser("echo", help="print one message of a topic")
+    e.add_argument("topic")
+    e.add_argument("--type", default="find_ros_msgs/msg/Instruction", help="pkg/msg/Type")
+    e.add_argument("--save", metavar="FILE", help="also write the message, CDR-serialized, to FILE")
+    e.add_argument("--timeout", type=float, default=30.0)
+    e.set_defaults(func=run_echo)

@@ -1,0 +1,127 @@
+"""sensor_msgs/Image and CompressedImage <-> numpy, without cv_bridge.
+
+cv_bridge is not installable outside a ROS 2 distribution, and its conversions are simple enough to
+state exactly here: every common encoding, row padding through ``step``, and big-endian 16-bit data.
+Bad messages raise :class:`ImageConversionError` naming what is wrong, so a node can log it, publish a
+diagnostic and keep serving.
+
+The model side always receives RGB ``uint8`` arrays of shape (H, W, 3) (:func:`to_rgb8`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# encoding -> (channels, numpy dtype of one channel)
+ENCODINGS: dict[str, tuple[int, np.dtype]] = {
+    "rgb8": (3, np.dtype(np.uint8)),
+    "bgr8": (3, np.dtype(np.uint8)),
+    "rgba8": (4, np.dtype(np.uint8)),
+    "bgra8": (4, np.dtype(np.uint8)),
+    "mono8": (1, np.dtype(np.uint8)),
+    "8UC1": (1, np.dtype(np.uint8)),
+    "8UC3": (3, np.dtype(np.uint8)),
+    "mono16": (1, np.dtype(np.uint16)),
+    "16UC1": (1, np.dtype(np.uint16)),
+    "32FC1": (1, np.dtype(np.float32)),
+}
+
+# Images larger than this are refused before any copy is made (a 16k x 16k RGBA frame).
+MAX_PIXELS = 16384 * 16384
+
+
+class ImageConversionError(ValueError):
+    """A message that cannot be turned into an image; the text says what was wrong."""
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Decode a sensor_msgs/Image into an array of shape (H, W) or (H, W, C) in its own encoding.
+
+    The array owns its memory (it is a copy), so the message may be released afterwards.
+    """
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}"
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageConversionError(f"empty image: {width}x{height}")
+    if height * width > MAX_PIXELS:
+        raise ImageConversionError(f"image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS}")
+    channels, dtype = ENCODINGS[encoding]
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)"
+        )
+    data = msg.data
+    buffer = data if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data, np.uint8)
+    size = len(buffer)
+    if size != step * height:
+        raise ImageConversionError(
+            f"data holds {size} bytes but step*height = {step}*{height} = {step * height}"
+        )
+    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    pixel_dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<") if dtype.itemsize > 1 else dtype
+    array = np.ascontiguousarray(rows).view(pixel_dtype).astype(dtype, copy=False)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return array.reshape(shape).copy()
+
+
+def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
+    """Any decoded colour or mono8 image as RGB uint8 (H, W, 3); depth encodings are refused."""
+    if encoding in ("rgb8", "8UC3"):
+        rgb = array
+    elif encoding == "bgr8":
+        rgb = array[..., ::-1]
+    elif encoding == "rgba8":
+        rgb = array[..., :3]
+    elif encoding == "bgra8":
+        rgb = array[..., 2::-1]
+    elif encoding in ("mono8", "8UC1"):
+        rgb = np.repeat(array[..., None], 3, axis=2)
+    else:
+        raise ImageConversionError(f"{encoding!r} is not a colour encoding the model can take")
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image -> RGB uint8 (H, W, 3)."""
+    return to_rgb8(image_to_numpy(msg), msg.encoding)
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> RGB uint8 (H, W, 3)."""
+    import cv2  # deferred: only compressed streams need OpenCV
+
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageConversionError("compressed image has no data")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageConversionError(f"compressed image ({msg.format!r}, {data.size} bytes) does not decode")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def numpy_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> Any:
+    """An array in ``encoding`` -> sensor_msgs/Image (little-endian, no row padding)."""
+    from sensor_msgs.msg import Image
+
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(f"unsupported image encoding {encoding!r}")
+    channels, dtype = ENCODINGS[encoding]
+    expected_ndim = 2 if channels == 1 else 3
+    if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
+        raise ImageConversionError(f"array of shape {array.shape} does not fit encoding {encoding!r}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * dtype.itemsize
+    msg.data = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()
+    return msg

@@ -1,0 +1,84 @@
+"""Publish or receive one message with a short-lived node: `ros2 topic pub/echo --once` for machines
+without ros2cli (it is not on PyPI), used by `find-ros instruct` / `find-ros echo` and the tests."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+from rclpy.qos import QoSProfile
+
+from find_ros.ros_env import isolate_dds
+
+
+def message_type(name: str) -> type:
+    """'pkg/msg/Type' or 'pkg/Type' -> the message class."""
+    parts = name.split("/")
+    if len(parts) == 2:
+        parts = [parts[0], "msg", parts[1]]
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"message type {name!r} is not of the form pkg/msg/Type")
+    try:
+        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"unknown message type {name!r}: {error}") from error
+
+
+def publish_when_matched(
+    topic: str,
+    msg: Any,
+    qos: QoSProfile,
+    *,
+    wait_for_subscribers: int = 1,
+    timeout_s: float = 30.0,
+    linger_s: float = 1.0,
+) -> int:
+    """Publish ``msg`` once a subscriber is matched; returns how many subscribers were matched."""
+    import rclpy
+
+    isolate_dds()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("find_ros_publisher", context=context)
+        publisher = node.create_publisher(type(msg), topic, qos)
+        deadline = time.monotonic() + timeout_s
+        while publisher.get_subscription_count() < wait_for_subscribers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no subscriber on {topic} after {timeout_s:.0f} s "
+                    f"({publisher.get_subscription_count()}/{wait_for_subscribers} matched)"
+                )
+            time.sleep(0.05)
+        matched = publisher.get_subscription_count()
+        publisher.publish(msg)
+        # Reliable delivery completes asynchronously; stay until every reader acknowledged it.
+        publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=linger_s))
+        return matched
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def receive_one(topic: str, msg_type: type, qos: QoSProfile, *, timeout_s: float = 30.0) -> Any:
+    """Wait for one message on ``topic`` and return it."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    isolate_dds()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("find_ros_echo", context=context)
+        received: list[Any] = []
+        node.create_subscription(msg_type, topic, received.append, qos)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + timeout_s
+        while not received:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no message on {topic} within {timeout_s:.0f} s")
+            executor.spin_once(timeout_sec=0.1)
+        return received[0]
+    finally:
+        rclpy.shutdown(context=context)
