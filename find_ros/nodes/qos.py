@@ -21,3 +21,23 @@ INSTRUCTION_SUBSCRIBER = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+
+
+def image_qos_for(node: object, topic: str) -> QoSProfile:
+    """Depth-1 image QoS that copies the reliability of the publishers already on ``topic``.
+
+    Any best-effort publisher makes the subscription best-effort (a reliable subscription would never
+    match it: the most common "no detections arrive" failure of ROS perception nodes). All-reliable
+    publishers get a reliable subscription. With no publisher yet, the sensor-data profile
+    (best-effort) is used, which matches either kind.
+    """
+    publishers = node.get_publishers_info_by_topic(topic)  # type: ignore[attr-defined]
+    reliable = bool(publishers) and all(
+        info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers
+    )
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
