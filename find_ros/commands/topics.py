@@ -1,12 +1,13 @@
-"""`find-ros instruct` and `find-ros echo`: send an instruction, or print one message of a topic.
+"""`find-ros instruct`, `echo` and `play`: send an instruction, print one message of a topic, play a bag.
 
-They stand in for `ros2 topic pub/echo`, which are not installable from PyPI, and use the same
-message conversions as the nodes.
+They stand in for `ros2 topic pub/echo` and `ros2 bag play`, which are not installable from PyPI,
+and use the same message conversions as the nodes.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 DEFAULT_INSTRUCTION_TOPIC = "/find_ros/instruction"
@@ -45,6 +46,30 @@ def run_echo(args: argparse.Namespace) -> int:
     if args.save:
         Path(args.save).write_bytes(serialize_message(msg))
     print(_summary(msg))
+    return 0
+
+
+def run_play(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+    from find_ros.nodes.bag_player import play_bag
+    from find_ros.ros_env import isolate_dds
+
+    isolate_dds()
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("find_ros_bag_player", context=context)
+        count = play_bag(
+            node, args.bag, rate=args.rate, topics=args.topics or None, qos=qos, restamp=args.restamp,
+            wait_for_subscribers=args.wait, wait_timeout_s=args.timeout,
+        )
+        time.sleep(0.2)  # let the last best-effort samples leave before the node goes away
+    finally:
+        rclpy.shutdown(context=context)
+    print(f"published {count} message(s) from {args.bag}")
     return 0
 
 
@@ -87,3 +112,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--save", metavar="FILE", help="also write the message, CDR-serialized, to FILE")
     e.add_argument("--timeout", type=float, default=30.0)
     e.set_defaults(func=run_echo)
+
+    b = subparsers.add_parser("play", help="play a rosbag2 file onto its topics (like `ros2 bag play`)")
+    b.add_argument("bag", help="rosbag2 directory (sqlite3 or mcap)")
+    b.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    b.add_argument("--topics", nargs="*", help="only these topics")
+    b.add_argument("--restamp", action="store_true", help="stamp headers with the current time, like a live camera")
+    b.add_argument("--reliable", action="store_true", help="publish reliable (default: sensor-data best effort)")
+    b.add_argument("--wait", type=int, default=0, metavar="N", help="start once every topic has N subscribers")
+    b.add_argument("--timeout", type=float, default=30.0)
+    b.set_defaults(func=run_play)

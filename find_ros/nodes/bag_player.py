@@ -1,0 +1,99 @@
+"""Play a rosbag2 file onto live topics: `ros2 bag play` for machines without rosbag2's CLI.
+
+The bag is read with the rosbags library; each message's CDR bytes are published as they are (rclpy
+publishes serialized messages), so any message type whose Python package is installed plays without
+conversion. Timing follows the bag's receive timestamps scaled by ``rate``. With ``restamp`` the
+header stamps are replaced by the current time (as a live camera would stamp them), which is what
+latency measurements need; the original stamp is reported to ``on_publish`` either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+from find_ros.nodes.topic_tools import message_type
+
+# (topic, original header stamp in ns or None, wall time of publish)
+PublishCallback = Callable[[str, int | None, float], None]
+
+
+def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """topic -> (message type, message count) of a bag."""
+    from rosbags.rosbag2 import Reader
+
+    with Reader(_checked(path)) as reader:
+        return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+
+
+def play_bag(
+    node: Any,
+    path: str | Path,
+    *,
+    rate: float = 1.0,
+    topics: Iterable[str] | None = None,
+    qos: QoSProfile = qos_profile_sensor_data,
+    restamp: bool = False,
+    on_publish: PublishCallback | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    wait_for_subscribers: int = 0,
+    wait_timeout_s: float = 30.0,
+) -> int:
+    """Publish the bag's messages through ``node``; returns how many were published.
+
+    With ``wait_for_subscribers`` > 0, playing starts once every played topic has that many
+    subscribers, so a receiver started at the same time misses nothing.
+    """
+    from rclpy.serialization import deserialize_message, serialize_message
+    from rosbags.rosbag2 import Reader
+
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    wanted = set(topics) if topics is not None else None
+    published = 0
+    with Reader(_checked(path)) as reader:
+        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        if wanted is not None and not connections:
+            raise ValueError(f"{path}: none of the topics {sorted(wanted)} is in the bag")
+        types = {c.topic: message_type(c.msgtype) for c in connections}
+        publishers = {topic: node.create_publisher(cls, topic, qos) for topic, cls in types.items()}
+        deadline = time.monotonic() + wait_timeout_s
+        while any(p.get_subscription_count() < wait_for_subscribers for p in publishers.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {wait_for_subscribers} subscriber(s) after {wait_timeout_s:.0f} s")
+            time.sleep(0.05)
+        first_bag_ns: int | None = None
+        start = time.monotonic()
+        for connection, bag_ns, raw in reader.messages(connections=connections):
+            if should_stop():
+                break
+            first_bag_ns = bag_ns if first_bag_ns is None else first_bag_ns
+            delay = (bag_ns - first_bag_ns) / 1e9 / rate - (time.monotonic() - start)
+            if delay > 0:
+                time.sleep(delay)
+            topic = connection.topic
+            msg_class = types[topic]
+            data: Any = bytes(raw)
+            original_stamp = None
+            if "header" in msg_class.get_fields_and_field_types():
+                msg = deserialize_message(data, msg_class)
+                original_stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                if restamp:
+                    msg.header.stamp = node.get_clock().now().to_msg()
+                    data = serialize_message(msg)
+            publishers[topic].publish(data)
+            published += 1
+            if on_publish is not None:
+                on_publish(topic, original_stamp, time.time())
+    return published
+
+
+def _checked(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"bag not found: {path}")
+    return path
