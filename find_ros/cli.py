@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "find_ros.commands.doctor",
     "find_ros.commands.topics",
+    "find_ros.commands.scenes",
     "find_ros.commands.demo",
 )
 
