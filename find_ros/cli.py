@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "find_ros.commands.topics",
     "find_ros.commands.scenes",
     "find_ros.commands.demo",
+    "find_ros.commands.model",
 )
 
 

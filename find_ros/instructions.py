@@ -46,13 +46,17 @@ class ParsedInstruction:
     """The plain sentence, the entities in reading order, and the sentence's pieces.
 
     ``pieces`` is the sentence as a sequence of text strings and visual indices, ready for the
-    model's interleave sampler: ["the mug left of ", 0].
+    model's interleave sampler: ["the mug left of ", 0]. ``piece_entities`` says which entity each
+    piece is (None for plain words; a plain piece may read the same as a bracketed one), and
+    ``sentence_entity`` whether entity 0 is the whole sentence (an instruction without brackets).
     """
 
     text: str
     sentence: str
     entities: tuple[Entity, ...]
     pieces: tuple[str | int, ...] = field(default_factory=tuple)
+    piece_entities: tuple[int | None, ...] = field(default_factory=tuple)
+    sentence_entity: bool = False
 
     @property
     def visual_indices(self) -> tuple[int, ...]:
@@ -75,6 +79,7 @@ def parse_instruction(text: str, num_visual: int) -> ParsedInstruction:
         )
 
     pieces: list[str | int] = []
+    piece_entities: list[int | None] = []
     entities: list[Entity] = []
     explicit_text_entities = False
     cursor = 0
@@ -83,6 +88,8 @@ def parse_instruction(text: str, num_visual: int) -> ParsedInstruction:
         _check_no_stray_markup(between, text)
         if between:
             pieces.append(between)
+            piece_entities.append(None)
+        piece_entities.append(len(entities))
         if match.group(1) is not None:
             k = int(match.group(1))
             if k >= num_visual:
@@ -104,6 +111,7 @@ def parse_instruction(text: str, num_visual: int) -> ParsedInstruction:
     _check_no_stray_markup(tail, text)
     if tail:
         pieces.append(tail)
+        piece_entities.append(None)
 
     referenced = {e.visual_index for e in entities if e.is_visual}
     unreferenced = sorted(set(range(num_visual)) - referenced)
@@ -114,14 +122,22 @@ def parse_instruction(text: str, num_visual: int) -> ParsedInstruction:
         )
 
     sentence = _sentence(pieces)
-    if not explicit_text_entities and sentence.replace("<", "").strip():
-        words_only = "".join(p for p in pieces if isinstance(p, str)).strip()
-        if words_only:
-            # The whole referring expression is the first thing to find.
-            entities.insert(0, Entity(label=" ".join(sentence.split())))
+    sentence_entity = False
+    if not explicit_text_entities and "".join(p for p in pieces if isinstance(p, str)).strip():
+        # The whole referring expression is the first thing to find.
+        entities.insert(0, Entity(label=" ".join(sentence.split())))
+        piece_entities = [None if i is None else i + 1 for i in piece_entities]
+        sentence_entity = True
     if not entities:
         raise InstructionError("instruction names nothing to find")
-    return ParsedInstruction(text=text, sentence=sentence, entities=tuple(entities), pieces=tuple(pieces))
+    return ParsedInstruction(
+        text=text,
+        sentence=sentence,
+        entities=tuple(entities),
+        pieces=tuple(pieces),
+        piece_entities=tuple(piece_entities),
+        sentence_entity=sentence_entity,
+    )
 
 
 def _sentence(pieces: list[str | int]) -> str:

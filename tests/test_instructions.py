@@ -52,3 +52,12 @@ def test_parser_either_accepts_or_raises_instruction_error(text, num_visual) -> 
         return
     assert parsed.entities
     assert set(parsed.visual_indices) == set(range(num_visual))
+
+
+def test_each_piece_knows_its_entity_even_when_plain_words_read_like_a_bracketed_one() -> None:
+    parsed = parse_instruction("[a]x[x] near <0>", 1)
+    assert parsed.pieces == ("a", "x", "x", " near ", 0)
+    assert parsed.piece_entities == (0, None, 1, None, 2)
+    assert not parsed.sentence_entity
+    plain = parse_instruction("the mug left of <0>", 1)
+    assert plain.sentence_entity and plain.piece_entities == (None, 1)

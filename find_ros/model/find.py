@@ -1,0 +1,646 @@
+"""FindModel: FIND (Interfacing Foundation Models' Embeddings) as one inference/training API.
+
+Every surface of find_ros — ROS nodes, the nerfstudio field, training, benchmarks, the CLI — calls
+this class and nothing below it::
+
+    model = FindModel.from_pretrained(path, device="auto")            # or default_model_dir()
+    frame = model.encode_image(rgb)                                   # once per frame (batch ok)
+    instr = model.encode_instruction("the mug left of <0>", [crop])   # once per instruction
+    result = model.ground(frame, instr)[0]                            # per entity: mask, score, box
+    seg = model.segment(frame, ["cup", "table"])[0]                   # panoptic / semantic / instance
+    sims = model.retrieve(frames, ["a red mug"]).similarity           # (images, queries)
+    out = model.run("interleave_grounding", frame, interleave=instr)  # any registered task, raw outputs
+
+Construction and files
+    ``FindModel.from_pretrained(path, device="auto", dtype=None) -> FindModel``
+    ``FindModel.from_config(config, *, base_dir=None, device="auto", dtype=None, seed=None)``
+    (fresh, untrained interface), ``save_pretrained(path, *, include_encoders=False) -> Path``.
+    ``device="auto"`` picks CUDA when present; ``dtype=None`` is bf16 (or fp16) on GPU, fp32 on CPU.
+
+Encoding (reusable values, see :mod:`find_ros.model.embeddings`)
+    ``encode_image(images) -> ImageEmbeddings``: RGB uint8 (H, W, 3), a list of them, or (B, H, W, 3).
+    ``encode_instruction(text, visuals=()) -> InstructionEmbeddings``: the grammar of
+    :mod:`find_ros.instructions`; visuals are RGB crops or :class:`RegionRef` (a box/mask of an
+    already encoded image). ``encode_texts``, ``encode_classes`` (names or :class:`VisualClass`),
+    ``encode_spatial`` (:class:`SpatialPrompt`) give :class:`TokenSet` prompts.
+
+Tasks
+    ``run(task, image_embeddings, **prompts) -> TaskOutput`` for any registered prototype
+    (:mod:`find_ros.model.prototypes`); ``readout(output)`` applies the task's read-out.
+    Convenience: ``ground`` / ``ground_phrases`` / ``segment_interactive`` -> list[GroundingResult],
+    ``segment`` -> list[SegmentationResult], ``embed_images`` / ``embed_captions`` /
+    ``embed_instructions`` -> unit vectors, ``retrieve`` -> RetrievalResult.
+
+Gradients flow only in ``train()`` mode (through neck, sampler, interface and heads); the frozen
+encoders never get gradients. In eval mode every call runs without autograd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from find_ros.instructions import parse_instruction
+from find_ros.model import checkpoint
+from find_ros.model.config import FindConfig
+from find_ros.model.embeddings import (
+    ImageEmbeddings,
+    InstructionEmbeddings,
+    RegionRef,
+    SpatialPrompt,
+    TokenSet,
+    VisualClass,
+)
+from find_ros.model.encoders import (
+    PACKAGED_MODELS,
+    HFLanguageEncoder,
+    HFVisionEncoder,
+    TextEncoding,
+    load_language_encoder,
+    load_vision_encoder,
+    quiet_transformers,
+    resolve_model_source,
+)
+from find_ros.model.heads import (
+    Heads,
+    Predictions,
+    cosine_matrix,
+    instances,
+    match_logits,
+    panoptic_merge,
+    semantic_map,
+    upsample_masks,
+)
+from find_ros.model.interface import FindInterface, InterfaceState
+from find_ros.model.neck import PixelDecoder
+from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
+from find_ros.model.results import EntityMask, GroundingResult, RetrievalResult, SegmentationResult
+from find_ros.model.sampler import EmbeddingSampler, InterleaveText
+
+MAX_IMAGE_SIDE = 16384  # larger "images" are almost surely a wrong array, not a photo
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {str(device)!r}: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if isinstance(dtype, str):
+        names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+        if dtype not in names:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
+        dtype = names[dtype]
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError("float16 is not supported on CPU; use float32 or bfloat16")
+    return dtype
+
+
+def _check_image(image: Any, index: int) -> np.ndarray:
+    where = f"image {index}"
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{where}: expected an RGB uint8 numpy array (H, W, 3), got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{where}: expected dtype uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{where}: expected shape (H, W, 3), got {image.shape}")
+    if min(image.shape[:2]) < 1 or max(image.shape[:2]) > MAX_IMAGE_SIDE:
+        raise ValueError(f"{where}: size {image.shape[1]}x{image.shape[0]} outside 1..{MAX_IMAGE_SIDE} pixels")
+    return image
+
+
+def _as_image_list(images: Any) -> list[np.ndarray]:
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    elif isinstance(images, np.ndarray):
+        images = [images]
+    if not isinstance(images, (list, tuple)) or not images:
+        raise ValueError("encode_image needs an RGB uint8 array (H, W, 3), a non-empty list of them, or (B, H, W, 3)")
+    return [_check_image(img, i) for i, img in enumerate(images)]
+
+
+def _as_sequence(value: Any, what: str) -> list:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+@dataclass
+class TaskOutput:
+    """Raw outputs of one task run: the prompts as token sets, the interface state, the heads'
+    predictions after the last layer, and ``aux`` (deep supervision, train mode): predictions from
+    the initial queries and after every layer but the last."""
+
+    task: str
+    prototype: TaskPrototype
+    image: ImageEmbeddings | None
+    prompts: dict[str, TokenSet]
+    state: InterfaceState
+    predictions: Predictions | None = None
+    aux: list[Predictions] = field(default_factory=list)
+
+
+class FindModel(nn.Module):
+    def __init__(self, config: FindConfig, vision_encoder: HFVisionEncoder, language_encoder: HFLanguageEncoder) -> None:
+        super().__init__()
+        self.config = config
+        self.vision_encoder = vision_encoder
+        self.language_encoder = language_encoder
+        d = config.hidden_dim
+        self.neck = PixelDecoder(vision_encoder.channels, vision_encoder.strides, d, config.mask_dim, config.num_levels)
+        self.sampler = EmbeddingSampler(language_encoder.hidden_size, d, config.num_levels)
+        self.interface = FindInterface(d, config.num_heads, config.ffn_dim, config.num_layers, config.num_queries,
+                                       config.dropout)
+        self.heads = Heads(d, config.mask_dim)
+        self.source_dir: Path | None = None
+        self.eval()
+
+    # ------------------------------------------------------------------------ building and files
+
+    @classmethod
+    def from_config(cls, config: FindConfig, *, base_dir: str | Path | None = None, device: str | torch.device = "auto",
+                    dtype: str | torch.dtype | None = None, seed: int | None = None) -> FindModel:
+        """Load the encoders the config names and initialise a fresh (untrained) interface."""
+        vision = load_vision_encoder(config.vision_model, base_dir)
+        language = load_language_encoder(config.language_model, config.language_layer, base_dir)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            model = cls(config, vision, language)
+        model.source_dir = Path(base_dir) if base_dir is not None else None
+        return model.place(device, dtype)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto",
+                        dtype: str | torch.dtype | None = None) -> FindModel:
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model directory not found: {path}")
+        config = FindConfig.load(path / checkpoint.CONFIG_NAME)
+        state = checkpoint.load_weights(path / checkpoint.WEIGHTS_NAME)  # fail fast, before big encoders load
+        vision = load_vision_encoder(config.vision_model, path)
+        language = load_language_encoder(config.language_model, config.language_layer, path)
+        model = cls(config, vision, language)
+        expected = checkpoint.trainable_state(model.state_dict())
+        checkpoint.check_state(expected, state, str(path / checkpoint.WEIGHTS_NAME))
+        model.load_state_dict(state, strict=False)
+        model.source_dir = path
+        return model.place(device, dtype)
+
+    def save_pretrained(self, path: str | Path, *, include_encoders: bool = False) -> Path:
+        """Write config.json + model.safetensors. With ``include_encoders`` the frozen encoders are
+        saved into ``vision/`` and ``language/`` and the config points there (self-contained);
+        otherwise it names them as they were loaded (directories as absolute paths)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = FindConfig.from_dict(self.config.to_dict())
+        if include_encoders:
+            for sub, encoder in ((checkpoint.VISION_DIR, self.vision_encoder), (checkpoint.LANGUAGE_DIR, self.language_encoder)):
+                target = path / sub
+                if target.exists():
+                    shutil.rmtree(target)
+                with quiet_transformers():
+                    encoder.model.save_pretrained(target)
+                    if hasattr(encoder, "tokenizer"):
+                        encoder.tokenizer.save_pretrained(target)
+            config.vision_model, config.language_model = checkpoint.VISION_DIR, checkpoint.LANGUAGE_DIR
+        else:
+            config.vision_model = self._portable_reference(config.vision_model, path)
+            config.language_model = self._portable_reference(config.language_model, path)
+        checkpoint.save_weights(checkpoint.trainable_state(self.state_dict()), path / checkpoint.WEIGHTS_NAME)
+        config.save(path / checkpoint.CONFIG_NAME)
+        return path
+
+    def _portable_reference(self, name: str, target: Path) -> str:
+        """How the saved config should name an encoder: packaged and hub names as they are, a
+        directory inside the target relative to it (the model dir can move), others absolute."""
+        if name in PACKAGED_MODELS:
+            return name
+        source = Path(resolve_model_source(name, self.source_dir))
+        if not source.is_dir():
+            return name
+        source = source.resolve()
+        return str(source.relative_to(target.resolve())) if source.is_relative_to(target.resolve()) else str(source)
+
+    def place(self, device: str | torch.device = "auto", dtype: str | torch.dtype | None = None) -> FindModel:
+        device = resolve_device(device)
+        self.to(device=device, dtype=resolve_dtype(dtype, device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.heads.logit_scale.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.heads.logit_scale.dtype
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of interface tokens and semantic embeddings."""
+        return self.config.hidden_dim
+
+    @property
+    def untrained(self) -> bool:
+        return not self.config.trained
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.named_parameters() if not n.startswith(checkpoint.FROZEN_PREFIXES)]
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        return {"vision_encoder": count(self.vision_encoder), "language_encoder": count(self.language_encoder),
+                "trainable": sum(p.numel() for p in self.trainable_parameters())}
+
+    @contextlib.contextmanager
+    def _autograd(self) -> Iterator[bool]:
+        """Autograd only while training; yields whether it is on."""
+        on = self.training and torch.is_grad_enabled()
+        with torch.set_grad_enabled(on):
+            yield on
+
+    def _from_frozen(self, x: Tensor, grad: bool) -> Tensor:
+        # Encoder outputs are inference-mode tensors; autograd may not save them, so copy when training.
+        x = x.to(self.dtype)
+        return x.clone() if grad else x
+
+    def _text_from_frozen(self, encoding: TextEncoding, grad: bool) -> TextEncoding:
+        return TextEncoding(self._from_frozen(encoding.tokens, grad),
+                            encoding.attention_mask.clone() if grad else encoding.attention_mask,
+                            encoding.offsets.clone() if grad else encoding.offsets)
+
+    # ------------------------------------------------------------------------------------ images
+
+    def encode_image(self, images: np.ndarray | Sequence[np.ndarray]) -> ImageEmbeddings:
+        """Encode RGB uint8 images once; the result serves every task on these frames."""
+        return self._encode_images(_as_image_list(images), self.config.input_size)
+
+    def _encode_images(self, images: list[np.ndarray], long_side: int) -> ImageEmbeddings:
+        div = self.config.size_divisibility
+        vision = self.vision_encoder
+        mean = torch.tensor(vision.pixel_mean, device=self.device).view(3, 1, 1)
+        std = torch.tensor(vision.pixel_std, device=self.device).view(3, 1, 1)
+        sizes, resized, tensors = [], [], []
+        for img in images:
+            h, w = img.shape[:2]
+            scale = long_side / max(h, w)
+            rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+            x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1).float().div_(255)
+            x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=scale < 1)[0]
+            tensors.append((x.clamp_(0, 1) - mean) / std)
+            sizes.append((h, w))
+            resized.append((rh, rw))
+        ph = -(-max(r[0] for r in resized) // div) * div
+        pw = -(-max(r[1] for r in resized) // div) * div
+        pixels = torch.stack([F.pad(t, (0, pw - t.shape[2], 0, ph - t.shape[1])) for t in tensors]).to(self.dtype)
+        maps = vision(pixels)
+        with self._autograd() as grad:
+            levels, pixel = self.neck([self._from_frozen(m, grad) for m in maps], (ph, pw))
+        return ImageEmbeddings(levels=tuple(levels), pixel=pixel, image_sizes=tuple(sizes), resized_sizes=tuple(resized))
+
+    # ------------------------------------------------------------------------------------ prompts
+
+    def encode_texts(self, texts: Sequence[str], *, template: str | None = None, max_tokens: int | None = None) -> TokenSet:
+        """One token group per text (captions, phrases, class descriptions), the LM's chosen layer
+        projected to the interface; longer texts are cut at ``max_tokens``."""
+        texts = _as_sequence(texts, "texts")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"text {i} is empty or not a string")
+        if not texts:
+            return TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
+        inputs = [template.format(c=t) for t in texts] if template else texts
+        encoding = self.language_encoder(inputs, max_tokens or self.config.max_text_tokens)
+        with self._autograd() as grad:
+            return self.sampler.texts(self._text_from_frozen(encoding, grad), texts)
+
+    def encode_classes(self, classes: Sequence[str | VisualClass], *, use_template: bool = True) -> TokenSet:
+        """Class names (embedded as "Describe the concept of {c}."; with ``use_template=False`` the
+        texts as they are, for long class descriptions) or :class:`VisualClass` example regions;
+        one group per class, in the given order."""
+        classes = _as_sequence(classes, "classes")
+        if not classes:
+            raise ValueError("no classes given")
+        names = [c for c in classes if isinstance(c, str)]
+        visual = [c for c in classes if isinstance(c, VisualClass)]
+        if len(names) + len(visual) != len(classes):
+            raise ValueError("classes must be strings or VisualClass")
+        sets = []
+        if names:
+            template = self.config.class_template if use_template else None
+            sets.append(self.encode_texts(names, template=template, max_tokens=self.config.max_class_tokens))
+        if visual:
+            with self._autograd():
+                tokens = torch.stack([self.sampler.region_embeddings(v.regions)[0].mean(0) for v in visual])
+                sets.append(self.sampler.single_tokens(tokens.to(self.dtype), [v.name for v in visual]))
+        merged = TokenSet.cat(sets)  # names first, then visual classes; restore the given order
+        order, seen_names, seen_visual = [], 0, 0
+        for c in classes:
+            if isinstance(c, str):
+                order.append(seen_names)
+                seen_names += 1
+            else:
+                order.append(len(names) + seen_visual)
+                seen_visual += 1
+        return TokenSet(merged.tokens, merged.groups[order], tuple(merged.labels[i] for i in order))
+
+    def encode_instruction(self, text: str, visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
+        """An interleaved instruction ("the mug left of <0>") with its visual entities: RGB crops or
+        :class:`RegionRef` regions of encoded frames. Errors name what is wrong (ValueError)."""
+        visuals = _as_sequence(visuals, "visuals")
+        parsed = parse_instruction(text, len(visuals))
+        for k, v in enumerate(visuals):
+            if isinstance(v, np.ndarray):
+                _check_image(v, k)
+            elif not isinstance(v, RegionRef):
+                raise ValueError(f"visual entity <{k}> must be an RGB uint8 crop or a RegionRef, got {type(v).__name__}")
+        layout = InterleaveText(parsed, self.config.placeholder_word)
+        limit = self.language_encoder.token_limit(self.config.max_text_tokens)
+        count = self.language_encoder.count_tokens(layout.text)
+        if count > limit:
+            raise ValueError(f"instruction is {count} tokens long; the language model reads at most {limit}")
+        encoding = self.language_encoder([layout.text], self.config.max_text_tokens)
+        with self._autograd() as grad:
+            encoding = self._text_from_frozen(encoding, grad)
+            tokens = torch.zeros(len(visuals), self.config.hidden_dim, device=self.device, dtype=self.dtype)
+            pixels = torch.zeros(len(visuals), self.config.mask_dim, device=self.device, dtype=self.dtype)
+            crops = [k for k, v in enumerate(visuals) if isinstance(v, np.ndarray)]
+            if crops:
+                crop_emb = self._encode_images([visuals[k] for k in crops], self.config.crop_size)
+                t, p = self.sampler.crop_embeddings(crop_emb)
+                tokens, pixels = tokens.index_copy(0, torch.tensor(crops, device=self.device), t), \
+                    pixels.index_copy(0, torch.tensor(crops, device=self.device), p)
+            regions = [k for k, v in enumerate(visuals) if isinstance(v, RegionRef)]
+            if regions:
+                t, p = self.sampler.region_embeddings([visuals[k] for k in regions])
+                tokens, pixels = tokens.index_copy(0, torch.tensor(regions, device=self.device), t.to(self.dtype)), \
+                    pixels.index_copy(0, torch.tensor(regions, device=self.device), p.to(self.dtype))
+            return self.sampler.interleave(parsed, layout, encoding, tokens, pixels)
+
+    def pool_segments(self, image: ImageEmbeddings, masks: np.ndarray | Tensor, index: int = 0) -> Tensor:
+        """One embedding per (H, W) mask of image ``index`` (original size): the same region
+        embedding a visual entity gets, (N, embed_dim) — e.g. to link segments across images."""
+        masks = np.asarray(masks.cpu() if isinstance(masks, Tensor) else masks)
+        if masks.ndim != 3:
+            raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")
+        with self._autograd():
+            return self.sampler.region_embeddings([RegionRef(image, mask=m, index=index) for m in masks])[0]
+
+    def encode_spatial(self, image: ImageEmbeddings, prompts: Sequence[SpatialPrompt]) -> TokenSet:
+        prompts = _as_sequence(prompts, "spatial prompts")
+        if any(not isinstance(p, SpatialPrompt) for p in prompts):
+            raise ValueError("spatial prompts must be SpatialPrompt objects")
+        with self._autograd():
+            return self.sampler.spatial(image, prompts)
+
+    def _prompt(self, name: str, source: str, group_by: str, value: Any, image: ImageEmbeddings | None) -> TokenSet:
+        if isinstance(value, TokenSet):
+            return value
+        if source == "text":
+            return self.encode_texts(value)
+        if source == "class":
+            return self.encode_classes(value)
+        if source == "spatial":
+            if image is None:
+                raise ValueError(f"prompt {name!r}: spatial prompts need image embeddings")
+            return self.encode_spatial(image, value)
+        if source == "interleave":
+            items = [value] if isinstance(value, InstructionEmbeddings) else _as_sequence(value, f"prompt {name!r}")
+            if any(not isinstance(i, InstructionEmbeddings) for i in items):
+                raise ValueError(f"prompt {name!r} takes InstructionEmbeddings from encode_instruction")
+            if not items:
+                return TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
+            return TokenSet.cat([i.token_set(group_by) for i in items])
+        raise ValueError(f"prompt {name!r} ({source}) takes a TokenSet, got {type(value).__name__}")
+
+    # -------------------------------------------------------------------------------------- tasks
+
+    def run(self, task: str, image_embeddings: ImageEmbeddings | None, *, deep_supervision: bool | None = None,
+            **prompts: Any) -> TaskOutput:
+        """Run a registered task. ``prompts`` are keyed by the prototype's prompt names; values are
+        TokenSets or what the prompt's source takes (texts, classes, SpatialPrompts,
+        InstructionEmbeddings). Deep supervision (predictions after every layer) defaults to on in
+        train mode."""
+        output = self.run_interface(task, image_embeddings, deep_supervision=deep_supervision, **prompts)
+        return self.predict(output)
+
+    def run_interface(self, task: str, image_embeddings: ImageEmbeddings | None, *,
+                      deep_supervision: bool | None = None, **prompts: Any) -> TaskOutput:
+        """The interface part of :meth:`run` (no final heads): for timing and custom heads."""
+        proto = get_prototype(task)
+        image_spec = proto.image_prompt
+        names = {p.name for p in proto.token_prompts}
+        unknown = sorted(set(prompts) - names - ({image_spec.name} if image_spec else set()))
+        if unknown:
+            raise ValueError(f"task {task!r} has no prompt(s) {', '.join(unknown)}; it takes {', '.join(sorted(names))}")
+        missing = sorted(names - set(prompts))
+        if missing:
+            raise ValueError(f"task {task!r} needs prompt(s) {', '.join(missing)}")
+        if image_embeddings is not None and not isinstance(image_embeddings, ImageEmbeddings):
+            raise ValueError("image_embeddings must come from FindModel.encode_image (or be None)")
+        if image_embeddings is None and any("pixel" in q.outputs for q in proto.queries):
+            raise ValueError(f"task {task!r} predicts masks and needs image embeddings")
+        if image_embeddings is not None and image_spec is None:
+            raise ValueError(f"task {task!r} takes no image")
+        if deep_supervision is None:
+            deep_supervision = self.training
+        with self._autograd():
+            sets = {p.name: self._prompt(p.name, p.source, p.group_by, prompts[p.name], image_embeddings)
+                    for p in proto.token_prompts}
+            batch = image_embeddings.batch_size if image_embeddings is not None else 1
+            for name, s in sets.items():
+                if s.tokens.shape[0] not in (1, batch):
+                    raise ValueError(f"prompt {name!r} has a batch of {s.tokens.shape[0]}; the images {batch}")
+            layout = build_layout(proto, {n: s.groups for n, s in sets.items()}, self.config.num_object_queries,
+                                  self.config.num_global_queries, self.device)
+            dim = self.config.hidden_dim
+            tokens = torch.cat([sets[p.name].tokens.to(self.dtype).expand(batch, -1, -1) for p in proto.token_prompts],
+                               dim=1) if sets else torch.zeros(batch, 0, dim, device=self.device, dtype=self.dtype)
+            if image_embeddings is not None:
+                image_prompts = self.sampler.image_prompts(image_embeddings)
+                level_sizes = [tuple(level.shape[-2:]) for level in image_embeddings.levels]
+                pixel = image_embeddings.pixel
+                pooled = [F.avg_pool2d(pixel, pixel.shape[-1] // w).flatten(2) for _, w in level_sizes]
+            else:
+                image_prompts, level_sizes, pooled = None, [], None
+            state = self.interface(layout, image_prompts, level_sizes, pooled, tokens, self.heads.pixel_embed,
+                                   deep_supervision=deep_supervision)
+        return TaskOutput(task=task, prototype=proto, image=image_embeddings, prompts=sets, state=state)
+
+    def predict(self, output: TaskOutput) -> TaskOutput:
+        """Apply the heads to the interface's final (and intermediate) query states."""
+        with self._autograd():
+            output.predictions = self._heads(output, output.state.queries)
+            output.aux = [self._heads(output, q) for q in output.state.intermediate]
+        return output
+
+    def _heads(self, output: TaskOutput, queries: Tensor) -> Predictions:
+        semantic, pixel, masks = {}, {}, {}
+        for spec in output.prototype.queries:
+            q = queries[:, output.state.layout.query_slices[spec.name]]
+            if "semantic" in spec.outputs:
+                semantic[spec.name] = self.heads.semantic_embed(q)
+            if "pixel" in spec.outputs and output.image is not None:
+                pixel[spec.name] = self.heads.pixel_embed(q)
+                masks[spec.name] = self.heads.masks(pixel[spec.name], output.image.pixel)
+        return Predictions(semantic, pixel, masks)
+
+    # ----------------------------------------------------------------------------------- read-outs
+
+    def readout(self, output: TaskOutput, **options: Any) -> Any:
+        """The task's read-out: list[GroundingResult] (match), list[SegmentationResult] (panoptic),
+        RetrievalResult (similarity), or the TaskOutput itself (none)."""
+        if output.predictions is None:
+            output = self.predict(output)
+        kind = output.prototype.readout.kind
+        with torch.no_grad():
+            if kind == "match":
+                return self._read_match(output)
+            if kind == "panoptic":
+                return self._read_panoptic(output, **options)
+            if kind == "similarity":
+                spec = output.prototype.readout
+                images = output.predictions.semantic[spec.proposals][:, 0]
+                queries = output.predictions.semantic[spec.targets][0]
+                return self.compare(images, queries)
+        return output
+
+    def _read_match(self, output: TaskOutput) -> list[GroundingResult]:
+        spec = output.prototype.readout
+        preds = output.predictions
+        grouped_by = output.prototype.query(spec.targets).per_group_of
+        targets = output.prompts[grouped_by] if grouped_by else None
+        labels = targets.labels if targets is not None else tuple(str(i) for i in range(preds.semantic[spec.targets].shape[1]))
+        results = []
+        for b in range(output.image.batch_size):
+            refs = None
+            if targets is not None and targets.pixel_refs is not None:
+                refs = targets.pixel_refs[b if targets.pixel_refs.shape[0] > 1 else 0]
+            logits = match_logits(self.heads, preds.semantic[spec.proposals][b], preds.pixel[spec.proposals][b],
+                                  preds.semantic[spec.targets][b], refs,
+                                  targets.has_pixel_ref if targets is not None else None).float()
+            probs = logits.softmax(-1)
+            chosen = logits.argmax(-1)
+            masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
+            has_ref = targets.has_pixel_ref if targets is not None and targets.has_pixel_ref is not None else None
+            entities = [
+                EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
+                           proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False)
+                for g in range(len(labels))
+            ]
+            results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
+        return results
+
+    def _read_panoptic(self, output: TaskOutput, *, stuff: Sequence[str] = (), object_threshold: float = 0.8,
+                       overlap_threshold: float = 0.8, top_k: int = 100,
+                       modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
+        bad = set(modes) - {"panoptic", "semantic", "instance"}
+        if bad:
+            raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+        spec = output.prototype.readout
+        preds = output.predictions
+        grouped_by = output.prototype.query(spec.targets).per_group_of
+        if grouped_by is None:
+            raise ValueError("a panoptic read-out needs class queries declared per_group_of a class prompt")
+        classes = output.prompts[grouped_by]
+        labels = classes.labels
+        thing = [label not in set(stuff) for label in labels]
+        void = self.heads.void_embedding[None]
+        results = []
+        for b in range(output.image.batch_size):
+            class_emb = torch.cat([preds.semantic[spec.targets][b], void])  # C classes + "no object"
+            class_logits = self.heads.similarity(preds.semantic[spec.proposals][b], class_emb).float()
+            masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
+            panoptic, segments = (panoptic_merge(masks, class_logits, labels, thing, object_threshold, overlap_threshold)
+                                  if "panoptic" in modes else (None, []))
+            results.append(SegmentationResult(
+                image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
+                semantic=semantic_map(masks, class_logits) if "semantic" in modes else None,
+                instances=instances(masks, class_logits, labels, top_k) if "instance" in modes else [],
+            ))
+        return results
+
+    @staticmethod
+    def compare(images: Tensor, queries: Tensor) -> RetrievalResult:
+        """Cosine similarities of image vectors (I, D) to query vectors (M, D), e.g. from
+        :meth:`embed_images` and :meth:`embed_captions` computed at different times."""
+        return RetrievalResult(similarity=cosine_matrix(images, queries).cpu().numpy(),
+                               image_embeddings=F.normalize(images.float(), dim=-1),
+                               query_embeddings=F.normalize(queries.float(), dim=-1))
+
+    # --------------------------------------------------------------------------------- convenience
+
+    def ground(self, image: ImageEmbeddings, instruction: InstructionEmbeddings | str,
+               visuals: Sequence[np.ndarray | RegionRef] = ()) -> list[GroundingResult]:
+        """Interleave grounding: one mask (original image size), score and box per entity, per image."""
+        if isinstance(instruction, str):
+            instruction = self.encode_instruction(instruction, visuals)
+        return self.readout(self.run("interleave_grounding", image, interleave=instruction))
+
+    def ground_phrases(self, image: ImageEmbeddings, phrases: Sequence[str]) -> list[GroundingResult]:
+        """Grounded segmentation: one mask per referring phrase."""
+        return self.readout(self.run("grounded_segmentation", image, text=phrases))
+
+    def segment_interactive(self, image: ImageEmbeddings, prompts: Sequence[SpatialPrompt]) -> list[GroundingResult]:
+        """Interactive segmentation: one mask per prompt group (points, boxes, scribbles, masks)."""
+        return self.readout(self.run("interactive_segmentation", image, spatial=prompts))
+
+    def segment(self, image: ImageEmbeddings, classes: Sequence[str | VisualClass] | TokenSet, *, stuff: Sequence[str] = (),
+                object_threshold: float = 0.8, overlap_threshold: float = 0.8, top_k: int = 100,
+                modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
+        """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
+        ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions."""
+        return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
+                            object_threshold=object_threshold, overlap_threshold=overlap_threshold, top_k=top_k,
+                            modes=modes)
+
+    def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
+        """Global image embeddings (B, D), unit length. The image query sees only the image, so
+        both retrieval tasks give the same vector; ``task`` picks whose prototype runs."""
+        proto = get_prototype(task)
+        empty = TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
+        out = self.run(task, image, **{p.name: empty for p in proto.token_prompts})
+        return F.normalize(out.predictions.semantic[proto.readout.proposals][:, 0].float(), dim=-1)
+
+    def embed_captions(self, captions: Sequence[str]) -> Tensor:
+        """Caption embeddings (M, D), unit length, comparable with :meth:`embed_images`."""
+        out = self.run("image_text_retrieval", None, caption=captions)
+        return F.normalize(out.predictions.semantic["caption"][0].float(), dim=-1)
+
+    def embed_instructions(self, instructions: Sequence[InstructionEmbeddings]) -> Tensor:
+        """Interleaved-instruction embeddings (M, D), unit length, for interleave retrieval."""
+        out = self.run("interleave_retrieval", None, interleave=instructions)
+        return F.normalize(out.predictions.semantic["interleave"][0].float(), dim=-1)
+
+    def retrieve(self, image: ImageEmbeddings, queries: Sequence[str] | Sequence[InstructionEmbeddings]) -> RetrievalResult:
+        """Similarity of every image to every query: captions (image–text retrieval) or
+        InstructionEmbeddings (interleave retrieval)."""
+        queries = _as_sequence(queries, "queries")
+        if queries and all(isinstance(q, str) for q in queries):
+            return self.compare(self.embed_images(image, "image_text_retrieval"), self.embed_captions(queries))
+        if queries and all(isinstance(q, InstructionEmbeddings) for q in queries):
+            return self.compare(self.embed_images(image, "interleave_retrieval"), self.embed_instructions(queries))
+        raise ValueError("queries must be a non-empty list of captions or of InstructionEmbeddings")

@@ -1,0 +1,163 @@
+"""The FIND interface (paper 3.2.2, Fig. 4c): L layers of content attention → conditional attention →
+FFN, cycling over the feature levels (strides 32, 16, 8) Mask2Former-style.
+
+* Content attention: every query attends to the prompts its task lets it see — the current level's
+  image features (mask-guided for queries that predict masks: only where the previous layer's mask
+  for that query is on, i.e. sigmoid ≥ 0.5; everywhere if that mask is empty) and the token prompts.
+* Conditional attention: self-attention over the token prompts and queries, under the task's mask.
+* FFN over the token prompts and queries.
+
+Masks are applied as boolean attention masks, so a disallowed input contributes an exact zero: a
+query's output is bit-identical whatever happens to inputs it may not see. The module has no
+task-specific code: the :class:`~find_ros.model.prototypes.Layout` says who sees whom.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from find_ros.model.prototypes import Layout
+
+
+class Attention(nn.Module):
+    """Multi-head attention with a boolean ``allowed`` mask (B, Q, K). Rows with nothing allowed
+    get a zero update (Mask2Former would see NaNs there)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, allowed: Tensor) -> Tensor:
+        b, nq, d = query.shape
+        nk = key.shape[1]
+        if nk == 0:
+            return torch.zeros_like(query)
+        h = self.heads
+
+        def split(x: Tensor, n: int) -> Tensor:
+            return x.view(b, n, h, d // h).transpose(1, 2)
+
+        has_any = allowed.any(-1, keepdim=True)  # (B, Q, 1)
+        # Let empty rows attend everywhere (no NaN in forward or backward), then zero their result.
+        safe = allowed | ~has_any
+        out = F.scaled_dot_product_attention(
+            split(self.q(query), nq), split(self.k(key), nk), split(self.v(value), nk),
+            attn_mask=safe.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0,
+        )
+        out = self.out(out.transpose(1, 2).reshape(b, nq, d))
+        return torch.where(has_any, out, torch.zeros_like(out))
+
+
+class InterfaceLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.content = Attention(dim, heads, dropout)
+        self.conditional = Attention(dim, heads, dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+        self.norm_content = nn.LayerNorm(dim)
+        self.norm_conditional = nn.LayerNorm(dim)
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, queries: Tensor, query_pos: Tensor, tokens: Tensor, image: Tensor, image_pos: Tensor,
+                content_mask: Tensor, conditional_mask: Tensor) -> tuple[Tensor, Tensor]:
+        keys = torch.cat([image + image_pos, tokens], dim=1)
+        values = torch.cat([image, tokens], dim=1)
+        queries = self.norm_content(queries + self.drop(self.content(queries + query_pos, keys, values, content_mask)))
+        seq = torch.cat([tokens, queries], dim=1)
+        pos = torch.cat([torch.zeros_like(tokens), query_pos], dim=1)
+        mask = conditional_mask.unsqueeze(0).expand(seq.shape[0], -1, -1)
+        seq = self.norm_conditional(seq + self.drop(self.conditional(seq + pos, seq + pos, seq, mask)))
+        seq = self.norm_ffn(seq + self.drop(self.ffn(seq)))
+        t = tokens.shape[1]
+        return seq[:, t:], seq[:, :t]
+
+
+def sine_positions(height: int, width: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """2-D sine position embedding (DETR, normalised), (height*width, dim)."""
+    half = (dim + 3) // 4 * 2  # even, so sines and cosines pair up; sliced to dim at the end
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height * 2 * math.pi
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 * math.pi
+    freqs = 10000 ** (2 * (torch.arange(half, device=device) // 2) / half)
+    py = ys[:, None] / freqs
+    px = xs[:, None] / freqs
+    py = torch.stack([py[:, 0::2].sin(), py[:, 1::2].cos()], dim=2).flatten(1)
+    px = torch.stack([px[:, 0::2].sin(), px[:, 1::2].cos()], dim=2).flatten(1)
+    pos = torch.cat([py[:, None, :].expand(-1, width, -1), px[None, :, :].expand(height, -1, -1)], dim=-1)
+    return pos.reshape(height * width, -1)[:, :dim].to(dtype)
+
+
+@dataclass
+class InterfaceState:
+    """What the interface leaves for the heads: final query (and token) states and, when deep
+    supervision was asked for, the earlier query states to supervise too (Mask2Former): the initial
+    queries and the output of every layer but the last — ``num_layers`` entries."""
+
+    layout: Layout
+    queries: Tensor  # (B, Q, D)
+    tokens: Tensor  # (B, T, D)
+    intermediate: list[Tensor]
+
+
+class FindInterface(nn.Module):
+    def __init__(self, hidden_dim: int, num_heads: int, ffn_dim: int, num_layers: int, num_queries: int,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.layers = nn.ModuleList(InterfaceLayer(hidden_dim, num_heads, ffn_dim, dropout) for _ in range(num_layers))
+        # The learned query pool (object queries, then global ones): content and position parts.
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)
+        self.query_pos = nn.Embedding(num_queries, hidden_dim)
+
+    def forward(self, layout: Layout, image_prompts: list[Tensor] | None, level_sizes: list[tuple[int, int]],
+                pooled_pixel: list[Tensor] | None, tokens: Tensor, pixel_embed: nn.Module,
+                deep_supervision: bool = False) -> InterfaceState:
+        """``image_prompts[l]`` (B, h_l*w_l, D) and ``pooled_pixel[l]`` (B, mask_dim, h_l*w_l) — the
+        pixel embeddings averaged onto level l, for mask-guided attention; None without an image.
+        ``tokens`` (B or 1, T, D); ``pixel_embed`` maps query states to pixel embeddings."""
+        batch = image_prompts[0].shape[0] if image_prompts else tokens.shape[0]
+        tokens = tokens.expand(batch, -1, -1)
+        index = layout.query_pool_index
+        queries = self.query_feat(index).unsqueeze(0).expand(batch, -1, -1)
+        query_pos = self.query_pos(index).unsqueeze(0).expand(batch, -1, -1)
+        dtype, device = queries.dtype, queries.device
+        num_levels = len(level_sizes) if image_prompts else 1
+        content_tokens = layout.content_tokens.unsqueeze(0).expand(batch, -1, -1)
+        guided = layout.mask_guided[None, :, None]
+        image_ok = layout.content_image[None, :, None]
+
+        positions = [sine_positions(h, w, self.hidden_dim, device, dtype) for h, w in level_sizes] if image_prompts else []
+        empty = queries.new_zeros(batch, 0, self.hidden_dim)
+
+        def image_mask(state: Tensor, level: int) -> Tensor:
+            count = image_prompts[level].shape[1]
+            allowed = image_ok.expand(batch, -1, count)
+            if bool(layout.mask_guided.any()):
+                logits = torch.einsum("bqc,bcp->bqp", pixel_embed(state), pooled_pixel[level])
+                on = logits >= 0  # sigmoid >= 0.5
+                on = on | ~on.any(-1, keepdim=True)  # an empty mask lets the query look everywhere
+                allowed = allowed & (on | ~guided)
+            return allowed
+
+        intermediate = [queries] if deep_supervision else []
+        for i, layer in enumerate(self.layers):
+            level = i % num_levels
+            if image_prompts:
+                image, pos = image_prompts[level], positions[level].unsqueeze(0)
+                mask = torch.cat([image_mask(queries, level), content_tokens], dim=-1)
+            else:
+                image, pos, mask = empty, empty, content_tokens
+            queries, tokens = layer(queries, query_pos, tokens, image, pos, mask, layout.conditional)
+            if deep_supervision and i < len(self.layers) - 1:
+                intermediate.append(queries)
+        return InterfaceState(layout=layout, queries=queries, tokens=tokens, intermediate=intermediate)

@@ -1,0 +1,388 @@
+"""Task prototypes as data (paper appendix A.1, Table 6).
+
+A task is *declared*, not coded: which prompts it takes, which queries it runs (and how they are
+initialised from the learned pool), who may attend to whom in content attention (queries ← prompts)
+and in conditional attention (among token prompts and queries), what it outputs and how the
+outputs are read. :func:`build_layout` turns a prototype plus the sizes of the actual prompts into
+the boolean attention masks the interface runs with; the interface has no task-specific code.
+
+Edges are written ``"q.object <- p.image"`` (the left side attends to the right side) or
+``"q.object <-> q.object"`` (both ways). Token prompts are *indexed* (the authors' MASKING): two
+variables grouped by the same prompt — its token groups, or queries declared ``per_group_of`` it —
+attend each other only within a group. So the query of entity 3 sees only entity 3's tokens, and a
+class's tokens never mix with another class's.
+
+To add a task, build a :class:`TaskPrototype` and :func:`register_prototype` it; ``FindModel.run``
+then runs it by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens")
+QUERY_INITS = ("object", "global")
+QUERY_OUTPUTS = ("semantic", "pixel")
+READOUT_KINDS = ("panoptic", "match", "similarity", "none")
+
+_EDGE = re.compile(r"^\s*([qp])\.(\w+)\s*(<->|<-)\s*([qp])\.(\w+)\s*$")
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt variable. ``source`` says what fills it: the image's level features ("image"),
+    plain texts ("text"), class names / visual-context classes ("class"), points/boxes/scribbles/
+    masks ("spatial"), interleaved instructions ("interleave"), or a ready TokenSet ("tokens").
+    Interleave prompts are grouped per ``"entity"`` or per whole instruction (``"item"``)."""
+
+    name: str
+    source: str
+    group_by: str = "item"
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """A query variable. ``init="object"``: the learned object queries (100 in FIND-T);
+    ``init="global"``: the learned image-level query. With ``per_group_of=P`` there is one query per
+    group of prompt P, each a copy of the first query of its pool (the authors' DUPLICATION)."""
+
+    name: str
+    init: str = "object"
+    per_group_of: str | None = None
+    outputs: tuple[str, ...] = ("semantic",)
+
+
+@dataclass(frozen=True)
+class ReadoutSpec:
+    """How outputs become answers: ``panoptic`` (proposals × class queries, Mask2Former merge),
+    ``match`` (argmax over proposals for each target query), ``similarity`` (cosine matrix between
+    two query sets, for retrieval) or ``none`` (raw outputs only)."""
+
+    kind: str
+    proposals: str | None = None
+    targets: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskPrototype:
+    name: str
+    description: str
+    prompts: tuple[PromptSpec, ...]
+    queries: tuple[QuerySpec, ...]
+    content: tuple[str, ...]
+    conditional: tuple[str, ...]
+    readout: ReadoutSpec = field(default_factory=lambda: ReadoutSpec("none"))
+
+    def __post_init__(self) -> None:
+        def fail(message: str) -> None:
+            raise ValueError(f"task prototype {self.name!r}: {message}")
+
+        if not re.fullmatch(r"[A-Za-z_]\w*", self.name):
+            fail("name must be an identifier")
+        prompts = {p.name: p for p in self.prompts}
+        queries = {q.name: q for q in self.queries}
+        if len(prompts) != len(self.prompts) or len(queries) != len(self.queries):
+            fail("duplicate prompt or query names")
+        for p in self.prompts:
+            if p.source not in PROMPT_SOURCES:
+                fail(f"prompt {p.name!r}: source {p.source!r} not in {PROMPT_SOURCES}")
+            if p.group_by not in ("item", "entity") or (p.group_by == "entity" and p.source != "interleave"):
+                fail(f"prompt {p.name!r}: group_by 'entity' is for interleave prompts; otherwise 'item'")
+        if sum(p.source == "image" for p in self.prompts) > 1:
+            fail("at most one image prompt")
+        if not self.queries:
+            fail("no queries")
+        for q in self.queries:
+            if q.init not in QUERY_INITS:
+                fail(f"query {q.name!r}: init {q.init!r} not in {QUERY_INITS}")
+            if not q.outputs or set(q.outputs) - set(QUERY_OUTPUTS):
+                fail(f"query {q.name!r}: outputs must be a non-empty subset of {QUERY_OUTPUTS}")
+            if q.per_group_of is not None and (q.per_group_of not in prompts or prompts[q.per_group_of].source == "image"):
+                fail(f"query {q.name!r}: per_group_of must name a token prompt")
+        for text in self.content:
+            for dst, src in self._parse(text, prompts, queries):
+                if dst[0] != "q" or src[0] != "p":
+                    fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>'")
+        for text in self.conditional:
+            for dst, src in self._parse(text, prompts, queries):
+                for side in (dst, src):
+                    if side[0] == "p" and prompts[side[1]].source == "image":
+                        fail(f"conditional edge {text!r}: image prompts take part in content attention only")
+        if self.readout.kind not in READOUT_KINDS:
+            fail(f"readout kind {self.readout.kind!r} not in {READOUT_KINDS}")
+        for role in ("proposals", "targets"):
+            name = getattr(self.readout, role)
+            if self.readout.kind != "none" and name not in queries:
+                fail(f"readout {role} {name!r} is not a query of this task")
+        if self.readout.kind in ("panoptic", "match") and "pixel" not in queries[self.readout.proposals].outputs:
+            fail("panoptic/match read-outs need proposals with a pixel output")
+
+    def _parse(self, text: str, prompts: Mapping[str, PromptSpec], queries: Mapping[str, QuerySpec]):  # noqa: ANN202
+        match = _EDGE.match(text)
+        if not match:
+            raise ValueError(f"task prototype {self.name!r}: edge {text!r} is not 'x.a <- y.b' or 'x.a <-> y.b'")
+        a, arrow, b = (match.group(1), match.group(2)), match.group(3), (match.group(4), match.group(5))
+        for kind, name in (a, b):
+            if name not in (queries if kind == "q" else prompts):
+                raise ValueError(f"task prototype {self.name!r}: edge {text!r} names unknown {kind}.{name}")
+        return [(a, b), (b, a)] if arrow == "<->" else [(a, b)]
+
+    def query(self, name: str) -> QuerySpec:
+        for q in self.queries:
+            if q.name == name:
+                return q
+        raise ValueError(f"task {self.name!r} has no query {name!r}")
+
+    @property
+    def image_prompt(self) -> PromptSpec | None:
+        return next((p for p in self.prompts if p.source == "image"), None)
+
+    @property
+    def token_prompts(self) -> tuple[PromptSpec, ...]:
+        return tuple(p for p in self.prompts if p.source != "image")
+
+    def content_edges(self) -> list[tuple[str, str]]:
+        """(query, prompt) pairs: the query attends to the prompt in content attention."""
+        prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
+        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries)]
+
+    def conditional_edges(self) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+        """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p'."""
+        prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
+        return [pair for t in self.conditional for pair in self._parse(t, prompts, queries)]
+
+    def summary(self) -> str:
+        prompts = ",".join(f"{p.name}({p.source}{'/' + p.group_by if p.group_by != 'item' else ''})" for p in self.prompts)
+        queries = ",".join(
+            f"{q.name}({q.init}{' per ' + q.per_group_of if q.per_group_of else ''}:{'+'.join(q.outputs)})" for q in self.queries
+        )
+        return f"{self.name}  prompts={prompts}  queries={queries}  readout={self.readout.kind}"
+
+
+# ------------------------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, TaskPrototype] = {}
+
+
+def register_prototype(prototype: TaskPrototype, *, replace: bool = False) -> TaskPrototype:
+    if prototype.name in _REGISTRY and not replace:
+        raise ValueError(f"a task prototype named {prototype.name!r} is already registered")
+    _REGISTRY[prototype.name] = prototype
+    return prototype
+
+
+def unregister_prototype(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def get_prototype(name: str) -> TaskPrototype:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_prototypes() -> list[TaskPrototype]:
+    return list(_REGISTRY.values())
+
+
+# ------------------------------------------------------------------------------ the six of the paper
+
+GENERIC_SEGMENTATION = register_prototype(TaskPrototype(
+    name="generic_segmentation",
+    description="panoptic / instance / semantic segmentation over given class names",
+    prompts=(PromptSpec("image", "image"), PromptSpec("class", "class")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("class", "global", per_group_of="class")),
+    content=("q.object <- p.image", "q.class <- p.class"),
+    # Class queries never see the image or each other, so a class embedding does not depend on the
+    # picture or on which other classes were asked for.
+    conditional=("p.class <-> p.class", "q.object <-> q.object", "q.class <-> q.class", "q.object <- q.class"),
+    readout=ReadoutSpec("panoptic", proposals="object", targets="class"),
+))
+
+GROUNDED_SEGMENTATION = register_prototype(TaskPrototype(
+    name="grounded_segmentation",
+    description="one mask per referring phrase",
+    prompts=(PromptSpec("image", "image"), PromptSpec("text", "text")),
+    queries=(QuerySpec("grounding", "object", outputs=("semantic", "pixel")),
+             QuerySpec("text", "global", per_group_of="text")),
+    content=("q.grounding <- p.image", "q.text <- p.text"),
+    conditional=("p.text <-> p.text", "q.grounding <-> q.grounding", "q.text <-> q.text", "q.grounding <- p.text"),
+    readout=ReadoutSpec("match", proposals="grounding", targets="text"),
+))
+
+INTERACTIVE_SEGMENTATION = register_prototype(TaskPrototype(
+    name="interactive_segmentation",
+    description="one mask per object given by points, boxes, scribbles or masks",
+    prompts=(PromptSpec("image", "image"), PromptSpec("spatial", "spatial")),
+    queries=(QuerySpec("segment", "object", outputs=("semantic", "pixel")),
+             QuerySpec("spatial", "global", per_group_of="spatial")),
+    content=("q.segment <- p.image", "q.spatial <- p.spatial"),
+    conditional=("p.spatial <-> p.spatial", "q.segment <-> q.segment", "q.spatial <-> q.spatial", "q.segment <- p.spatial"),
+    readout=ReadoutSpec("match", proposals="segment", targets="spatial"),
+))
+
+IMAGE_TEXT_RETRIEVAL = register_prototype(TaskPrototype(
+    name="image_text_retrieval",
+    description="global image and caption embeddings in one space",
+    prompts=(PromptSpec("image", "image"), PromptSpec("caption", "text")),
+    queries=(QuerySpec("image", "global"), QuerySpec("caption", "global", per_group_of="caption")),
+    content=("q.image <- p.image", "q.caption <- p.caption"),
+    # No edge between image and caption queries: a gallery is embedded once, independently of the
+    # queries it will be searched with (and vice versa).
+    conditional=("p.caption <-> p.caption",),
+    readout=ReadoutSpec("similarity", proposals="image", targets="caption"),
+))
+
+INTERLEAVE_GROUNDING = register_prototype(TaskPrototype(
+    name="interleave_grounding",
+    description="one mask per entity of an interleaved instruction (text spans and image references)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="entity")),
+    queries=(QuerySpec("entity", "object", outputs=("semantic", "pixel")),
+             QuerySpec("interleave", "global", per_group_of="interleave")),
+    content=("q.entity <- p.image", "q.interleave <- p.interleave"),
+    # Appendix A.3, eq. 7 (with Table 6's q.entity <- p.interleave).
+    conditional=("p.interleave <-> p.interleave", "q.entity <-> q.entity", "q.interleave <-> q.interleave",
+                 "q.entity <- p.interleave"),
+    readout=ReadoutSpec("match", proposals="entity", targets="interleave"),
+))
+
+INTERLEAVE_RETRIEVAL = register_prototype(TaskPrototype(
+    name="interleave_retrieval",
+    description="global image and interleaved-instruction embeddings in one space",
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="item")),
+    queries=(QuerySpec("image", "global"), QuerySpec("interleave", "global", per_group_of="interleave")),
+    content=("q.image <- p.image", "q.interleave <- p.interleave"),
+    conditional=("p.interleave <-> p.interleave",),
+    readout=ReadoutSpec("similarity", proposals="image", targets="interleave"),
+))
+
+
+# ------------------------------------------------------------------------------------------- layouts
+
+
+@dataclass
+class Layout:
+    """A prototype laid out for actual prompt sizes: variable order, pool indices and masks.
+
+    Tokens are the token prompts concatenated in declaration order (T rows); queries likewise (Q
+    rows). ``content_tokens[i, j]``: query i may attend token j. ``content_image[i]``: query i may
+    attend the image features (``mask_guided[i]``: restricted to its previous mask prediction).
+    ``conditional[i, j]`` over the sequence [tokens, queries]: row i may attend column j.
+    """
+
+    prototype: TaskPrototype
+    token_slices: dict[str, slice]
+    query_slices: dict[str, slice]
+    query_pool_index: Tensor  # (Q,) long
+    content_tokens: Tensor  # (Q, T) bool
+    content_image: Tensor  # (Q,) bool
+    mask_guided: Tensor  # (Q,) bool
+    conditional: Tensor  # (T+Q, T+Q) bool
+
+    @property
+    def num_tokens(self) -> int:
+        return self.content_tokens.shape[1]
+
+    @property
+    def num_queries(self) -> int:
+        return self.content_tokens.shape[0]
+
+
+def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], num_object: int,
+                 num_global: int, device: torch.device | str = "cpu") -> Layout:
+    """``token_groups[p]``: (G, N) bool membership of prompt p's N tokens in its G groups."""
+    # Masks are built on the CPU (they are small) and moved to ``device`` at the end.
+    token_groups = {name: groups.detach().cpu() for name, groups in token_groups.items()}
+    missing = [p.name for p in prototype.token_prompts if p.name not in token_groups]
+    if missing:
+        raise ValueError(f"task {prototype.name!r}: no tokens for prompt(s) {', '.join(missing)}")
+
+    token_slices: dict[str, slice] = {}
+    start = 0
+    for p in prototype.token_prompts:
+        n = int(token_groups[p.name].shape[1])
+        token_slices[p.name] = slice(start, start + n)
+        start += n
+    num_tokens = start
+
+    query_slices: dict[str, slice] = {}
+    pool: list[Tensor] = []
+    start = 0
+    for q in prototype.queries:
+        first, size = (0, num_object) if q.init == "object" else (num_object, num_global)
+        if q.per_group_of is not None:
+            count = int(token_groups[q.per_group_of].shape[0])
+            pool.append(torch.full((count,), first, dtype=torch.long))
+        else:
+            count = size
+            pool.append(torch.arange(first, first + size))
+        query_slices[q.name] = slice(start, start + count)
+        start += count
+    num_queries = start
+
+    # Group membership (rows × groups) of each grouped variable, keyed by the prompt grouping it.
+    def membership(kind: str, name: str) -> tuple[str | None, Tensor | None]:
+        if kind == "p":
+            groups = token_groups[name].to(torch.bool)
+            return name, groups.T
+        spec = next(q for q in prototype.queries if q.name == name)
+        if spec.per_group_of is None:
+            return None, None
+        groups = int(token_groups[spec.per_group_of].shape[0])
+        return spec.per_group_of, torch.eye(groups, dtype=torch.bool)
+
+    def block(dst: tuple[str, str], src: tuple[str, str]) -> Tensor:
+        (dkey, dmem), (skey, smem) = membership(*dst), membership(*src)
+        if dkey is not None and dkey == skey:
+            return (dmem.float() @ smem.float().T) > 0  # indexed: share a group
+        rows = dmem.shape[0] if dmem is not None else _size(dst)
+        cols = smem.shape[0] if smem is not None else _size(src)
+        return torch.ones(rows, cols, dtype=torch.bool)
+
+    def _size(var: tuple[str, str]) -> int:
+        s = token_slices[var[1]] if var[0] == "p" else query_slices[var[1]]
+        return s.stop - s.start
+
+    content_tokens = torch.zeros(num_queries, num_tokens, dtype=torch.bool)
+    content_image = torch.zeros(num_queries, dtype=torch.bool)
+    image = prototype.image_prompt
+    for qname, pname in prototype.content_edges():
+        rows = query_slices[qname]
+        if image is not None and pname == image.name:
+            content_image[rows] = True
+        else:
+            content_tokens[rows, token_slices[pname]] = block(("q", qname), ("p", pname))
+    pixel_queries = torch.zeros(num_queries, dtype=torch.bool)
+    for q in prototype.queries:
+        if "pixel" in q.outputs:
+            pixel_queries[query_slices[q.name]] = True
+
+    seq = num_tokens + num_queries
+    conditional = torch.zeros(seq, seq, dtype=torch.bool)
+
+    def seq_slice(var: tuple[str, str]) -> slice:
+        if var[0] == "p":
+            return token_slices[var[1]]
+        s = query_slices[var[1]]
+        return slice(num_tokens + s.start, num_tokens + s.stop)
+
+    for dst, src in prototype.conditional_edges():
+        conditional[seq_slice(dst), seq_slice(src)] |= block(dst, src)
+
+    return Layout(
+        prototype=prototype,
+        token_slices=token_slices,
+        query_slices=query_slices,
+        query_pool_index=torch.cat(pool).to(device) if pool else torch.zeros(0, dtype=torch.long, device=device),
+        content_tokens=content_tokens.to(device),
+        content_image=content_image.to(device),
+        mask_guided=(content_image & pixel_queries).to(device),
+        conditional=conditional.to(device),
+    )

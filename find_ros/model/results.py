@@ -1,0 +1,119 @@
+"""What the read-outs return: plain numpy/python values at the original image size, JSON-ready."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import Tensor
+
+
+def mask_box(mask: np.ndarray) -> list[int] | None:
+    """[x0, y0, x1, y1] of a boolean mask in pixels (x1, y1 exclusive); None when the mask is empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if not len(xs):
+        return None
+    return [int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1]
+
+
+@dataclass
+class EntityMask:
+    """The answer for one entity (or phrase, or clicked object): the chosen proposal's mask.
+
+    ``score`` is the chosen proposal's probability among all proposals (softmax of the matching
+    logits), ``box`` the mask's box or None when the mask is empty.
+    """
+
+    label: str
+    score: float
+    mask: np.ndarray  # (H, W) bool at the original image size
+    proposal: int
+    is_visual: bool = False
+    box: list[int] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.box is None:
+            self.box = mask_box(self.mask)
+
+    @property
+    def mask_area(self) -> int:
+        return int(self.mask.sum())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"label": self.label, "score": round(float(self.score), 6), "box": self.box, "mask_area": self.mask_area}
+
+
+@dataclass
+class GroundingResult:
+    image_size: tuple[int, int]
+    entities: list[EntityMask]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image_size": list(self.image_size), "entities": [e.to_dict() for e in self.entities]}
+
+
+@dataclass
+class Segment:
+    id: int  # value of this segment in the panoptic map
+    label: str
+    class_index: int
+    score: float
+    area: int
+    box: list[int] | None
+    is_thing: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "label": self.label, "class_index": self.class_index, "score": round(self.score, 6),
+                "area": self.area, "box": self.box, "is_thing": self.is_thing}
+
+
+@dataclass
+class Instance:
+    label: str
+    class_index: int
+    score: float
+    mask: np.ndarray  # (H, W) bool
+
+    @property
+    def box(self) -> list[int] | None:
+        return mask_box(self.mask)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"label": self.label, "class_index": self.class_index, "score": round(self.score, 6),
+                "box": self.box, "mask_area": int(self.mask.sum())}
+
+
+@dataclass
+class SegmentationResult:
+    """Generic segmentation of one image over ``labels``. ``panoptic``: (H, W) int32 segment ids,
+    0 = no segment; ``semantic``: (H, W) int32 class index per pixel; ``instances``: top-scoring
+    (class, mask) pairs. A part is None/empty when it was not asked for."""
+
+    image_size: tuple[int, int]
+    labels: tuple[str, ...]
+    panoptic: np.ndarray | None
+    segments: list[Segment]
+    semantic: np.ndarray | None
+    instances: list[Instance]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image_size": list(self.image_size), "labels": list(self.labels),
+                "segments": [s.to_dict() for s in self.segments],
+                "instances": [i.to_dict() for i in self.instances],
+                "semantic_classes_present": sorted({int(c) for c in np.unique(self.semantic)}) if self.semantic is not None else None}
+
+
+@dataclass
+class RetrievalResult:
+    """Cosine similarities between images (rows) and queries (columns): captions or instructions."""
+
+    similarity: np.ndarray  # (num_images, num_queries)
+    image_embeddings: Tensor  # (num_images, D), unit length
+    query_embeddings: Tensor  # (num_queries, D), unit length
+
+    def ranking(self, query: int, top_k: int | None = None) -> list[tuple[int, float]]:
+        """Images for query ``query``, best first: (image index, similarity)."""
+        column = self.similarity[:, query]
+        order = np.argsort(-column, kind="stable")[: top_k or len(column)]
+        return [(int(i), float(column[i])) for i in order]
