@@ -25,6 +25,8 @@ setup(
     entry_points={
         "console_scripts": [
             "find-ros = find_ros.cli:main",
+            "grounding_node = find_ros.nodes.grounding_node:main",
+            "localization_node = find_ros.nodes.localization_node:main",
         ],
     },
 )

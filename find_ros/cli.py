@@ -10,11 +10,13 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "find_ros.commands.doctor",
-    "find_ros.commands.topics",
-    "find_ros.commands.scenes",
-    "find_ros.commands.demo",
     "find_ros.commands.model",
+    "find_ros.commands.album",
+    "find_ros.commands.scenes",
+    "find_ros.commands.perception",
+    "find_ros.commands.topics",
+    "find_ros.commands.demo",
+    "find_ros.commands.doctor",
 )
 
 

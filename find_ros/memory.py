@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,8 +66,19 @@ class EmbeddingMemory:
         self._last_keyframe: tuple[int, np.ndarray] | None = None
 
     # --- writing ------------------------------------------------------------------------------
-    def consider(self, embedding: np.ndarray, *, stamp_ns: int, name: str = "", payload: bytes | None = None) -> int | None:
-        """Add the frame if the keyframe policy keeps it; returns its id, or None when skipped."""
+    def consider(
+        self,
+        embedding: np.ndarray,
+        *,
+        stamp_ns: int,
+        name: str = "",
+        payload: bytes | Callable[[], bytes] | None = None,
+    ) -> int | None:
+        """Add the frame if the keyframe policy keeps it; returns its id, or None when skipped.
+
+        ``payload`` may be a function, called only for frames that are kept (compressing every frame
+        of a 30 Hz stream to keep one a second would be wasted work).
+        """
         unit = self._unit(embedding)
         if self._last_keyframe is not None:
             last_stamp, last_embedding = self._last_keyframe
@@ -74,7 +86,7 @@ class EmbeddingMemory:
             changed = float(unit @ last_embedding) < self.settings.change_threshold
             if not (waited or changed):
                 return None
-        return self.add(unit, stamp_ns=stamp_ns, name=name, payload=payload)
+        return self.add(unit, stamp_ns=stamp_ns, name=name, payload=payload() if callable(payload) else payload)
 
     def add(self, embedding: np.ndarray, *, stamp_ns: int = 0, name: str = "", payload: bytes | None = None) -> int:
         """Add one entry unconditionally, evicting the oldest entries beyond capacity."""

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 _IN_NETNS = "FIND_ROS_TEST_NETNS"
 
 
@@ -46,6 +48,7 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest hook signature
 from find_ros.ros_env import isolate_dds  # noqa: E402
 
 DOMAIN_ID = isolate_dds()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded, in tests least of all
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +56,12 @@ REPO = Path(__file__).resolve().parents[1]
 def pytest_report_header(config) -> list[str]:  # noqa: ANN001 - pytest hook signature
     where = "private network namespace (loopback only)" if os.environ.get(_IN_NETNS) else "host network namespace"
     return [f"find_ros: DDS domain {DOMAIN_ID}, discovery LOCALHOST, {where}"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random FIND model (FocalNet + BERT families) saved through save_pretrained: UNTRAINED,
+    for tests of plumbing (nodes, CLI), never of quality."""
+    from find_ros.model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")

@@ -47,3 +47,25 @@ def test_an_exception_is_reported_and_the_worker_keeps_serving() -> None:
     worker.stop()
     assert errors == [(1, "bad frame")]
     assert worker.stats.failed == 1 and worker.stats.processed == 1
+
+
+def test_deeper_worker_keeps_the_newest_items_in_order() -> None:
+    processed: list[int] = []
+    release = threading.Event()
+
+    def process(item: int, waited_s: float) -> None:
+        release.wait(5)
+        processed.append(item)
+
+    worker = LatestFrameWorker(process, on_error=lambda i, e: None, depth=3)
+    worker.put(0)
+    time.sleep(0.1)
+    for i in range(1, 8):
+        worker.put(i)
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(processed) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert processed == [0, 5, 6, 7]
+    assert worker.stats.dropped == 4

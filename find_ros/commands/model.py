@@ -22,7 +22,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 UNTRAINED_WARNING = "UNTRAINED model (random interface weights): outputs check the plumbing and are not results"
 
 
-class _Timer:
+class Timer:
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
         self._start = time.perf_counter()
@@ -36,7 +36,7 @@ class _Timer:
         return {**self.ms, "total": round((time.perf_counter() - self._start) * 1000, 2)}
 
 
-def _load_model(args: argparse.Namespace, timer: _Timer):  # noqa: ANN202 - (FindModel, dict)
+def load_model(args: argparse.Namespace, timer: Timer):  # noqa: ANN202 - (FindModel, dict)
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,7 +54,7 @@ def _load_model(args: argparse.Namespace, timer: _Timer):  # noqa: ANN202 - (Fin
     return model, info
 
 
-def _report(args: argparse.Namespace, info: dict[str, Any], payload: dict[str, Any], lines: list[str]) -> None:
+def report(args: argparse.Namespace, info: dict[str, Any], payload: dict[str, Any], lines: list[str]) -> None:
     if args.json:
         out = {"model": info, **payload}
         if info["untrained"]:
@@ -86,6 +86,34 @@ def _overlay(path: str, image: np.ndarray, items: list[tuple[str, float, np.ndar
     write_rgb(path, draw_overlay(image, drawn))
 
 
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def embed_files(model: Any, files: list[Path], batch: int, progress: bool = False) -> Any:
+    """Unit-length global embeddings (N, D) of image files, encoded ``batch`` at a time.
+
+    Both retrieval tasks give the same image vector (the image query sees only the image), so one
+    index serves caption and interleaved queries."""
+    import torch
+    from tqdm import tqdm
+
+    from find_ros.image_io import read_rgb
+
+    vectors = []
+    starts = range(0, len(files), batch)
+    for start in tqdm(starts, desc="encoding images", unit="batch", disable=not progress):
+        frames = model.encode_image([read_rgb(f) for f in files[start : start + batch]])
+        vectors.append(model.embed_images(frames))
+    return torch.cat(vectors)
+
+
 # ------------------------------------------------------------------------------------------ commands
 
 
@@ -110,10 +138,10 @@ def run_ground(args: argparse.Namespace) -> int:
 
     from find_ros.image_io import read_rgb
 
-    timer = _Timer()
+    timer = Timer()
     image = read_rgb(args.image)
     crops = [read_rgb(c) for c in args.crop or []]
-    model, info = _load_model(args, timer)
+    model, info = load_model(args, timer)
     with torch.inference_mode():
         t = time.perf_counter()
         frame = model.encode_image(image)
@@ -130,7 +158,7 @@ def run_ground(args: argparse.Namespace) -> int:
     payload = {"image": str(args.image), "image_size": list(result.image_size), "instruction": args.text,
                "entities": entities, "timing_ms": timer.total()}
     lines = [f"{e['label']!r}: score={e['score']:.3f} box={e['box']} mask_area={e['mask_area']}" for e in entities]
-    _report(args, info, payload, lines)
+    report(args, info, payload, lines)
     return 0
 
 
@@ -146,9 +174,9 @@ def run_segment(args: argparse.Namespace) -> int:
     unknown = sorted(set(stuff) - set(classes))
     if unknown:
         raise ValueError(f"--stuff names classes not in --classes: {', '.join(unknown)}")
-    timer = _Timer()
+    timer = Timer()
     image = read_rgb(args.image)
-    model, info = _load_model(args, timer)
+    model, info = load_model(args, timer)
     with torch.inference_mode():
         t = time.perf_counter()
         frame = model.encode_image(image)
@@ -163,7 +191,7 @@ def run_segment(args: argparse.Namespace) -> int:
     payload = {"image": str(args.image), **result.to_dict(), "timing_ms": timer.total()}
     lines = [f"segment {s.id}: {s.label} score={s.score:.3f} area={s.area} box={s.box}" for s in result.segments]
     lines.append(f"{len(result.segments)} panoptic segments, {len(result.instances)} instances")
-    _report(args, info, payload, lines)
+    report(args, info, payload, lines)
     return 0
 
 
@@ -173,26 +201,18 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from find_ros.image_io import read_rgb
 
     folder = Path(args.folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    files = list_images(folder)
     if not args.text and not args.instruction:
         raise ValueError("give queries: --text CAPTION (repeatable) and/or --instruction TEXT [--crop PATH ...]")
     if args.crop and not args.instruction:
         raise ValueError("--crop belongs to --instruction")
-    timer = _Timer()
+    timer = Timer()
     crops = [read_rgb(c) for c in args.crop or []]
-    model, info = _load_model(args, timer)
+    model, info = load_model(args, timer)
     queries: list[dict[str, Any]] = []
     with torch.inference_mode():
         t = time.perf_counter()
-        image_vectors = []
-        for start in range(0, len(files), args.batch):
-            frames = model.encode_image([read_rgb(f) for f in files[start : start + args.batch]])
-            image_vectors.append(model.embed_images(frames))
-        images = torch.cat(image_vectors)
+        images = embed_files(model, files, args.batch)
         t = timer.stage("encode_images", t)
         if args.text:
             sims = model.compare(images, model.embed_captions(args.text)).similarity
@@ -212,7 +232,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
     for r in results:
         lines.append(f"{r['kind']} query {r['query']!r}:")
         lines += [f"  {hit['score']:.4f}  {hit['image']}" for hit in r["ranking"]]
-    _report(args, info, payload, lines)
+    report(args, info, payload, lines)
     return 0
 
 

@@ -1,0 +1,75 @@
+"""Grounding node: per-frame interleave grounding of every active instruction on a camera stream.
+
+Publishes find_ros_msgs/Grounding per frame and instruction, an overlay image, and diagnostics.
+Offers ~/set_instruction (find_ros_msgs/SetInstruction) besides the instruction topic. The lifecycle,
+the latest-frame worker and the input checks live in find_ros.nodes.base.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from find_ros.nodes.base import PerceptionNode
+from find_ros.nodes.params import GroundingParams
+
+
+class GroundingNode(PerceptionNode):
+    params_type = GroundingParams
+
+    def __init__(self, name: str = "find_grounding", **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+
+    def create_outputs(self) -> None:
+        from find_ros_msgs.msg import Grounding
+        from find_ros_msgs.srv import SetInstruction
+        from sensor_msgs.msg import Image
+
+        p = self.params
+        self._grounding_pub = self.create_lifecycle_publisher(Grounding, p.grounding_topic, 10)
+        self._overlay_pub = self.create_lifecycle_publisher(Image, p.overlay_topic, 1) if p.publish_overlay else None
+        self._service = self.create_service(SetInstruction, "~/set_instruction", self._on_set_instruction)
+
+    def destroy_outputs(self) -> None:
+        self.destroy_service(self._service)
+        self.destroy_lifecycle_publisher(self._grounding_pub)
+        if self._overlay_pub is not None:
+            self.destroy_lifecycle_publisher(self._overlay_pub)
+
+    def wants(self, msg: Any) -> bool:
+        return bool(msg.want_grounding)
+
+    def _on_set_instruction(self, request: Any, response: Any) -> Any:
+        response.accepted, response.message = self.accept(request.instruction)
+        return response
+
+    def on_frame(self, rgb: np.ndarray, header: Any, frame: Any, waited_s: float, decode_ms: float, vision_ms: float) -> None:
+        drawn = []
+        for active in self.active_instructions():
+            encoded = self.encoded(active)
+            if encoded is None:
+                continue
+            t0 = time.perf_counter()
+            outcomes = self.engine.ground(frame, encoded)
+            t1 = time.perf_counter()
+            result = self.engine.grounding_msg(header, active.msg.id, rgb.shape[:2], outcomes, self.params)
+            result.timing.decode_ms, result.timing.vision_ms = decode_ms, vision_ms
+            result.timing.interface_ms = (t1 - t0) * 1e3
+            result.timing.queue_ms = waited_s * 1e3
+            result.timing.postprocess_ms = (time.perf_counter() - t1) * 1e3
+            self._grounding_pub.publish(result)
+            drawn.extend(o for o in outcomes if o.score >= self.params.score_threshold)
+        if self._overlay_pub is not None and drawn:
+            from find_ros.nodes.images import numpy_to_image_msg
+            from find_ros.overlay import draw_overlay
+
+            self._overlay_pub.publish(numpy_to_image_msg(draw_overlay(rgb, drawn), "rgb8", header))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point `grounding_node`; on a robot it uses the machine's normal DDS settings."""
+    from find_ros.nodes.runner import spin_nodes
+
+    spin_nodes([GroundingNode], args=args)

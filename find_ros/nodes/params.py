@@ -1,0 +1,67 @@
+"""Node parameters: one dataclass per node, declared on the node from the dataclass's fields.
+
+The defaults here are the documented defaults; config/perception.yaml overrides them, both under
+`ros2 launch find_ros perception.launch.py` and `find-ros perception --params config/perception.yaml`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+P = TypeVar("P")
+
+
+@dataclass
+class NodeParams:
+    """What every perception node takes: the model, the camera and the instruction topic."""
+
+    model: str = ""               # model directory; "" = the packaged default model
+    device: str = "auto"          # auto | cpu | cuda | cuda:N
+    precision: str = "auto"       # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    input_size: int = 0           # long side the frame is resized to; 0 = the model's own setting
+    image_topic: str = "/camera/image_raw"
+    image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
+    instruction_topic: str = "/find_ros/instruction"
+    max_instructions: int = 8     # active instructions kept; the oldest is dropped beyond this
+    diagnostics_period_s: float = 1.0
+
+
+@dataclass
+class GroundingParams(NodeParams):
+    grounding_topic: str = "/find_ros/grounding"
+    overlay_topic: str = "/find_ros/overlay"
+    score_threshold: float = 0.0  # entities scoring below are published without a mask
+    publish_masks: bool = True
+    publish_overlay: bool = True
+
+
+@dataclass
+class LocalizationParams(NodeParams):
+    localization_topic: str = "/find_ros/localization"
+    memory_capacity: int = 2000         # remembered keyframes
+    memory_payload_mb: int = 256        # compressed frames kept for re-grounding and frame regions
+    keyframe_interval_s: float = 1.0
+    keyframe_change_threshold: float = 0.95
+    top_k: int = 3
+    continuous: bool = False            # publish when the live view matches an active instruction
+    continuous_threshold: float = 0.5
+
+
+def declare(node: Any, params_type: type[P]) -> P:
+    """Declare every field of ``params_type`` on ``node`` and return the values in effect."""
+    values = {f.name: node.declare_parameter(f.name, f.default).value for f in fields(params_type)}  # type: ignore[arg-type]
+    params = params_type(**values)
+    check(params)
+    return params
+
+
+def check(params: Any) -> None:
+    """Refuse settings that cannot work, naming the parameter."""
+    if params.image_transport not in ("raw", "compressed"):
+        raise ValueError(f"image_transport must be 'raw' or 'compressed', got {params.image_transport!r}")
+    if params.precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {params.precision!r}")
+    for name in ("max_instructions", "memory_capacity", "top_k"):
+        if hasattr(params, name) and getattr(params, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(params, name)}")
