@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -15,10 +16,22 @@ PALETTE = np.array(
 
 
 class Drawable(Protocol):
+    """Anything with these fields draws: find_ros.model's EntityMask, the nodes' EntityOutcome, Drawn."""
+
     label: str
     score: float
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1
-    mask: np.ndarray                # bool (H, W)
+    box: Sequence[int] | None  # x0, y0, x1, y1 (exclusive); None or zero-size: no box drawn
+    mask: np.ndarray           # bool (H, W)
+
+
+@dataclass
+class Drawn:
+    """A drawable made on the spot (a segment, a scored ground-truth object)."""
+
+    label: str
+    score: float
+    mask: np.ndarray
+    box: Sequence[int] | None = None
 
 
 def draw_overlay(rgb: np.ndarray, entities: Iterable[Drawable], alpha: float = 0.45) -> np.ndarray:
@@ -35,6 +48,8 @@ def draw_overlay(rgb: np.ndarray, entities: Iterable[Drawable], alpha: float = 0
         labelled.append((entity, tuple(int(c) for c in colour)))
     canvas = np.ascontiguousarray(out.clip(0, 255).astype(np.uint8))
     for entity, colour in labelled:
+        if entity.box is None:
+            continue
         x0, y0, x1, y1 = (int(v) for v in entity.box)
         if x1 <= x0 or y1 <= y0:
             continue

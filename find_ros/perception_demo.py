@@ -283,14 +283,7 @@ def _write_overlays(out: Path, folder: Path, overlays: list[tuple], write_rgb: A
 
     from find_ros.image_io import read_rgb
     from find_ros.model.results import mask_box
-    from find_ros.overlay import draw_overlay
-
-    @dataclass
-    class Drawn:
-        label: str
-        score: float
-        box: tuple[int, int, int, int]
-        mask: np.ndarray
+    from find_ros.overlay import Drawn, draw_overlay
 
     by_frame: dict[int, list[tuple]] = defaultdict(list)
     frames = {}
@@ -302,8 +295,7 @@ def _write_overlays(out: Path, folder: Path, overlays: list[tuple], write_rgb: A
     video = None
     for index in sorted(by_frame):
         rgb = read_rgb(folder / frames[index]["image"])
-        drawn = [Drawn(s.text if s.kind == "text" else f"crop:{s.object_name}", c, tuple(mask_box(m) or (0, 0, 0, 0)), m)
-                 for s, m, c in by_frame[index]]
+        drawn = [Drawn(s.text if s.kind == "text" else f"crop:{s.object_name}", c, m, mask_box(m)) for s, m, c in by_frame[index]]
         picture = draw_overlay(rgb, drawn)
         write_rgb(pictures / f"frame_{index:05d}.png", picture)
         if video is None:

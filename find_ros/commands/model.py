@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +67,11 @@ def report(args: argparse.Namespace, info: dict[str, Any], payload: dict[str, An
     print("timing_ms " + " ".join(f"{k}={v}" for k, v in payload["timing_ms"].items()))
 
 
-@dataclass
-class _Drawn:
-    """What find_ros.overlay draws: a label, score, box (zeros when empty) and mask."""
-
-    label: str
-    score: float
-    box: tuple[int, int, int, int]
-    mask: np.ndarray
-
-
-def _overlay(path: str, image: np.ndarray, items: list[tuple[str, float, np.ndarray, list[int] | None]]) -> None:
+def _overlay(path: str, image: np.ndarray, items: list) -> None:
     from find_ros.image_io import write_rgb
     from find_ros.overlay import draw_overlay
 
-    drawn = [_Drawn(label, score, tuple(box) if box else (0, 0, 0, 0), mask) for label, score, mask, box in items]
-    write_rgb(path, draw_overlay(image, drawn))
+    write_rgb(path, draw_overlay(image, items))
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -154,7 +142,7 @@ def run_ground(args: argparse.Namespace) -> int:
         timer.stage("heads", t)
     entities = [e.to_dict() for e in result.entities]
     if args.save_overlay:
-        _overlay(args.save_overlay, image, [(e.label, e.score, e.mask, e.box) for e in result.entities])
+        _overlay(args.save_overlay, image, result.entities)
     payload = {"image": str(args.image), "image_size": list(result.image_size), "instruction": args.text,
                "entities": entities, "timing_ms": timer.total()}
     lines = [f"{e['label']!r}: score={e['score']:.3f} box={e['box']} mask_area={e['mask_area']}" for e in entities]
@@ -187,7 +175,9 @@ def run_segment(args: argparse.Namespace) -> int:
                                overlap_threshold=args.overlap)[0]
         timer.stage("heads", t)
     if args.save_overlay:
-        _overlay(args.save_overlay, image, [(s.label, s.score, result.panoptic == s.id, s.box) for s in result.segments])
+        from find_ros.overlay import Drawn
+
+        _overlay(args.save_overlay, image, [Drawn(s.label, s.score, result.panoptic == s.id, s.box) for s in result.segments])
     payload = {"image": str(args.image), **result.to_dict(), "timing_ms": timer.total()}
     lines = [f"segment {s.id}: {s.label} score={s.score:.3f} area={s.area} box={s.box}" for s in result.segments]
     lines.append(f"{len(result.segments)} panoptic segments, {len(result.instances)} instances")
