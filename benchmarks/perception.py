@@ -8,6 +8,7 @@ and receives the Grounding results over DDS (loopback, private domain). Figures,
 
 * processed_fps       results per second over the run; ``ratio`` is against the camera rate
 * latency_ms_p50/p95  frame stamp -> result received here (loopback; includes DDS both ways)
+* frames_received     frames that reached the node (best-effort transport may lose large frames)
 * frames_dropped      frames the node replaced before processing (its diagnostics), and the fraction
 * rss_mb_start/end    resident memory of the perception process after warm-up and at the end
 
@@ -174,6 +175,8 @@ def main() -> int:
         {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate"},
         {"figure": "latency_ms_p50", "value": round(float(np.percentile(lat, 50)), 1), "unit": "ms"},
         {"figure": "latency_ms_p95", "value": round(float(np.percentile(lat, 95)), 1), "unit": "ms"},
+        {"figure": "frames_received", "value": received, "unit": "frames", "ratio": round(received / sent, 4) if sent else None,
+         "baseline": "frames sent (best effort: the rest were lost in DDS transport)"},
         {"figure": "frames_dropped", "value": dropped, "unit": "frames",
          "ratio": round(dropped / received, 4) if received else None, "baseline": "frames received by the node"},
         {"figure": "rss_mb_start", "value": round(rss_start, 1), "unit": "MiB"},
