@@ -28,5 +28,6 @@ setup(
             "grounding_node = find_ros.nodes.grounding_node:main",
             "localization_node = find_ros.nodes.localization_node:main",
         ],
+        "nerfstudio.method_configs": ["find-field = find_ros.fields.method:find_field"],
     },
 )

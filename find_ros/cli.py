@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "find_ros.commands.topics",
     "find_ros.commands.demo",
     "find_ros.commands.doctor",
+    "find_ros.commands.field",
 )
 
 

@@ -1,0 +1,24 @@
+"""`ns-train find-field`: FIND embeddings distilled into a 3D feature field (a nerfstudio method),
+queried by text, image crops or interleaved instructions.
+
+What is distilled, and why: FIND's semantic space as dense per-pixel embeddings — each pixel the
+mask-weighted mean of the semantic embeddings of FIND's prompt-free object proposals — the space in
+which FIND matches phrases to proposals, and which captions (``embed_captions``) and interleaved
+instructions (``embed_instructions``) reach without an image, as a 3D query must. Crop queries use
+the teacher's own function on the crop. LERF-style crop-pyramid embeddings are an option
+(``--pipeline.model.teacher crops``). Details and the measurements behind the choice in
+:mod:`find_ros.fields.teacher`.
+
+Train and query::
+
+    ns-train find-field --data DATA [--pipeline.model.find-model MODEL_DIR]      # or: ... nerfstudio-data --data DATA
+    find-ros field query --config outputs/.../config.yml --text "the red cone" --out cloud.ply
+
+Module map (one idea each): pyramid (crop geometry, bilinear teacher lookup), teacher (FIND
+embeddings, teacher and query side), cache (bounded on-disk teacher cache), targets (a training
+set's teacher in memory), feature_field (hash grid + MLP head), relevancy (LERF relevancy, viewer
+colours), model / datamanager / pipeline / method (the nerfstudio method; depth supervision when
+the dataset has depth images), schedule (float learning-rate schedule: weights-only checkpoints),
+loading (reading a trained run back safely), query (point cloud, best region, PLY).
+Importing this package imports neither nerfstudio nor FIND; the submodules that need them do.
+"""
