@@ -57,7 +57,9 @@ def _nbytes(tensors: Sequence[Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-class CachedVisionEncoder(nn.Module):
+class _CachedEncoder(nn.Module):
+    """A frozen encoder behind a byte-bounded LRU cache; every other attribute is the encoder's."""
+
     def __init__(self, encoder: nn.Module, max_bytes: int) -> None:
         super().__init__()
         self.inner = encoder
@@ -68,6 +70,9 @@ class CachedVisionEncoder(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(self.inner, name)
+
+
+class CachedVisionEncoder(_CachedEncoder):
 
     @staticmethod
     def _key(pixels: Tensor) -> tuple:
@@ -87,17 +92,7 @@ class CachedVisionEncoder(nn.Module):
         return [torch.stack([f[level] for f in found]) for level in range(len(found[0]))]
 
 
-class CachedLanguageEncoder(nn.Module):
-    def __init__(self, encoder: nn.Module, max_bytes: int) -> None:
-        super().__init__()
-        self.inner = encoder
-        self.cache = _LRU(max_bytes)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.inner, name)
+class CachedLanguageEncoder(_CachedEncoder):
 
     def forward(self, texts: Sequence[str], max_tokens: int) -> TextEncoding:
         texts = list(texts)
