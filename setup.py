@@ -14,6 +14,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["find_ros", "find_ros.*", "training", "training.*"]),
     include_package_data=True,
+    # The shipped default model travels with the package (also for colcon and non-editable installs).
+    package_data={"find_ros": ["default_model/*.json", "default_model/*.safetensors", "default_model/*.md",
+                               "default_model/vision/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
