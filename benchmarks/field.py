@@ -122,10 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         pipeline, model = trainer.pipeline, trainer.pipeline.model
         images = len(pipeline.datamanager.train_dataset)
         cameras = pipeline.datamanager.train_dataset.cameras
-        crops = sum(g.count for g in crop_grids(int(cameras.height[0]), int(cameras.width[0]),
-                                                model.config.crop_scales, model.config.crop_overlap))
-        emit({"figure": "teacher_s", "value": round(setup_s, 2), "unit": "s", "images": images,
-              "crops_per_image": crops, "note": "trainer setup including the cold teacher", **context}, args.json)
+        height, width = int(cameras.height[0]), int(cameras.width[0])
+        if model.config.teacher == "crops":
+            per_image = {"crops_per_image": sum(g.count for g in crop_grids(height, width, model.config.crop_scales,
+                                                                            model.config.crop_overlap))}
+        else:
+            per_image = {"find_passes_per_image": 1}
+        emit({"figure": "teacher_s", "value": round(setup_s, 2), "unit": "s", "teacher": model.config.teacher,
+              "images": images, **per_image, "note": "trainer setup including the cold teacher", **context}, args.json)
         start = time.perf_counter()
         distil(pipeline, progress=False)
         emit({"figure": "teacher_cached_s", "value": round(time.perf_counter() - start, 3), "unit": "s",

@@ -1,13 +1,13 @@
 """`ns-train find-field`: FIND embeddings distilled into a 3D feature field (a nerfstudio method),
 queried by text, image crops or interleaved instructions.
 
-What is distilled, and why: FIND's semantic space as dense per-pixel embeddings — each pixel the
-mask-weighted mean of the semantic embeddings of FIND's prompt-free object proposals — the space in
-which FIND matches phrases to proposals, and which captions (``embed_captions``) and interleaved
-instructions (``embed_instructions``) reach without an image, as a 3D query must. Crop queries use
-the teacher's own function on the crop. LERF-style crop-pyramid embeddings are an option
-(``--pipeline.model.teacher crops``). Details and the measurements behind the choice in
-:mod:`find_ros.fields.teacher`.
+What is distilled, and why: FIND's image embedding (``embed_images``) of multi-scale crops of
+every training image (LERF's recipe with FIND in CLIP's place) — the image-side FIND embedding that
+captions (``embed_captions``) and interleaved instructions (``embed_instructions``) are trained to
+match without seeing the image, as a 3D query must; crop queries use ``embed_images`` itself, the
+teacher's own function. FIND's dense per-pixel embeddings (prompt-free proposals' semantics x
+masks) are the other teacher (``--pipeline.model.teacher dense``). The measurements behind the
+default are in :mod:`find_ros.fields.teacher`.
 
 Train and query::
 

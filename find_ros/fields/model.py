@@ -81,9 +81,10 @@ class FindFieldModelConfig(NerfactoModelConfig):
     find_model: Optional[Path] = None
     """FIND model directory (config.json + weights). None: $FIND_ROS_MODEL or the packaged default
     model, else an UNTRAINED placeholder (plumbing only)."""
-    teacher: Literal["dense", "crops"] = "dense"
-    """What is distilled (find_ros.fields.teacher): FIND's dense per-pixel semantic embeddings
-    (proposal semantics x masks), or LERF-style image embeddings of a multi-scale crop pyramid."""
+    teacher: Literal["crops", "dense"] = "crops"
+    """What is distilled (find_ros.fields.teacher): FIND's image embeddings of a multi-scale crop
+    pyramid (LERF-style, scale-conditioned), or FIND's dense per-pixel semantic embeddings
+    (proposal semantics x masks)."""
     teacher_device: str = "auto"
     """Where FIND runs while distilling (auto: CUDA when present)."""
     teacher_batch: int = 16

@@ -1,32 +1,35 @@
 """The FIND embeddings of the feature field — teacher side and query side — through FindModel's
 public API only, so that what the field learns and what a query asks live in one space.
 
-Which embedding, and why. The field distils FIND's **semantic space** — where FIND's heads put
-the embeddings of object proposals, captions and instructions (unit vectors compared by cosine) —
-as **dense per-pixel embeddings** (teacher ``"dense"``, the default):
+Two teachers (``--pipeline.model.teacher``), both in FIND's semantic space (unit vectors compared
+by cosine, where FIND's heads put images, proposals, captions and instructions):
 
-* FIND's object proposals are run with an empty prompt (``run("generic_segmentation", image,
-  class=<empty TokenSet>)``): the learned object queries then attend to the image alone, so the
-  proposals do not depend on any query. Each proposal has a semantic embedding and a mask
-  (its pixel embedding x the stride-4 pixel embeddings M_I);
-* the embedding of a pixel is the mask-weighted mean of the proposals' unit semantic embeddings,
-  ``sum_q sigmoid(m_q(p)) s_q / sum_q sigmoid(m_q(p))`` — Mask2Former's semantic inference with
-  embeddings in place of class probabilities — on FIND's stride-4 grid.
+* ``"crops"`` (default), LERF's recipe with FIND in CLIP's place: the teacher of pixel p at scale s
+  is ``embed_images`` of the s-sized crops around it (:mod:`find_ros.fields.pyramid`), FIND's
+  image-level retrieval embedding — the one image-side embedding that captions and interleaved
+  instructions are trained to match without seeing the image, as a 3D query must. The field's
+  head is conditioned on the crop's world-space scale.
+* ``"dense"``: per-pixel embeddings on FIND's stride-4 grid — FIND's object proposals run with an
+  empty prompt (``run("generic_segmentation", image, class=<empty TokenSet>)``: the learned object
+  queries attend to the image alone), each pixel the mask-weighted mean of the proposals' unit
+  semantic embeddings, ``sum_q sigmoid(m_q(p)) s_q / sum_q sigmoid(m_q(p))`` (Mask2Former's
+  semantic inference with embeddings in place of class probabilities). Sharper, one FIND pass per
+  image instead of ~115.
 
-Why not the image-level embedding of crops (LERF's recipe, teacher ``"crops"``, kept as an
-option): a crop embedding smears an object over a crop-sized neighbourhood, costs one FIND pass
-per crop (~115 per image) instead of one per image, and matches text worse. Measured with the
-trained default model on a synthetic trajectory (7 objects, chance 1/7): the text of an object's
-first referring expression picked the right object's crop 0/7 times, while the dense embeddings
-pooled over the object's mask in one frame picked the right expression in 58% of the views (and
-already did best at every intermediate checkpoint of the model's training).
+Why crops by default — measured with the trained default model on a synthetic trajectory (7
+objects, 1000 CPU training steps, benchmarks/field_accuracy.py): image-crop queries landed within
+10% of the scene extent for 6/7 objects with the crops teacher and 0/7 with the dense one (a crop
+is embedded zoomed in, where FIND's dense embeddings differ from those of the full frames the
+field learnt). Text queries failed with both (0/7 crops, 2/7 dense): that model's text-image
+alignment is weak — in 2D, its caption embedding picks the right object's crop embedding for 1/7
+objects and the right object's dense embedding for 3/7 — so text localization is bounded by the
+FIND model, not the field; a better-trained model improves it without changes here.
 
 Queries use the same model, in the same space:
 
 * text: ``embed_captions([text])`` (FIND's language path);
-* image crop: the teacher's own function on the crop — its dense map averaged over the crop's
-  central third (where a crop shows what it is a crop of); with the crops teacher,
-  ``embed_images`` of the crop, exactly as the teacher embedded crops;
+* image crop: the teacher's own function on the crop — ``embed_images`` (crops teacher, exactly as
+  the teacher embedded crops), or the crop's dense map averaged over its central third (dense);
 * interleaved instruction ("the mug left of <0>" + crops): ``embed_instructions``.
 """
 
@@ -54,8 +57,15 @@ DENSE_TASK, DENSE_PROPOSALS, DENSE_PROMPT = "generic_segmentation", "object", "c
 _HASH_CHUNK = 1 << 20
 
 
+# Files that document a model but do not decide its outputs (a model card added next to the
+# weights must not orphan every field distilled from them).
+_NOT_MODEL = {".md", ".rst", ".html", ".pdf", ".png", ".jpg", ".jpeg", ".log"}
+
+
 def _hash_tree(digest: hashlib._Hash, root: Path) -> None:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() not in _NOT_MODEL
+             and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         with path.open("rb") as handle:
             while chunk := handle.read(_HASH_CHUNK):
@@ -64,7 +74,8 @@ def _hash_tree(digest: hashlib._Hash, root: Path) -> None:
 
 def model_fingerprint(model_dir: str | Path) -> str:
     """sha256 (hex) of everything that decides a FIND model's outputs: the files of its directory
-    (config, weights, copied encoders) and of encoder directories its config names outside it.
+    (config, weights, copied encoders; not documentation or hidden files) and of encoder
+    directories its config names outside it.
     Keys the teacher cache and is stored in field checkpoints, so a query can check it uses the
     model the field was distilled from."""
     from find_ros.model import FindConfig
@@ -100,7 +111,7 @@ class FieldEmbedder:
     space, for training images (teacher) and for text, crop and instruction queries."""
 
     def __init__(self, model: FindModel, model_dir: str | Path, batch_size: int = 16,
-                 kind: TeacherKind = "dense") -> None:
+                 kind: TeacherKind = "crops") -> None:
         if batch_size < 1:
             raise ValueError(f"teacher batch size must be >= 1, got {batch_size}")
         if kind not in TEACHER_KINDS:
@@ -113,7 +124,7 @@ class FieldEmbedder:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 16,
-             kind: TeacherKind = "dense") -> FieldEmbedder:
+             kind: TeacherKind = "crops") -> FieldEmbedder:
         import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time

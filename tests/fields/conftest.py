@@ -60,6 +60,6 @@ def second_run(first_run: Run, field_root: Path, field_env: dict[str, str], tiny
 
 
 @pytest.fixture(scope="session")
-def crops_run(second_run: tuple, field_root: Path, field_env: dict[str, str], tiny_find: Path, scene: Path) -> Run:
-    """A run with the LERF-style crops teacher (after the dense runs, which share their cache)."""
-    return ns_train(field_root, field_env, tiny_find, scene, "crops", "--pipeline.model.teacher", "crops")
+def dense_run(second_run: tuple, field_root: Path, field_env: dict[str, str], tiny_find: Path, scene: Path) -> Run:
+    """A run with the dense teacher (after the two crops-teacher runs, which share their cache)."""
+    return ns_train(field_root, field_env, tiny_find, scene, "dense", "--pipeline.model.teacher", "dense")

@@ -142,7 +142,7 @@ def test_cache_prunes_least_recently_used_but_never_current_entries(tmp_path: Pa
 def embedder(tiny_find: Path):
     from find_ros.fields.teacher import FieldEmbedder
 
-    return FieldEmbedder.load(tiny_find, device="cpu", batch_size=7)
+    return FieldEmbedder.load(tiny_find, device="cpu", batch_size=7, kind="dense")
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,9 @@ def test_training_distils_once_and_saves_a_weights_only_checkpoint(first_run: Ru
     assert bytes(pipeline["_model.teacher_fingerprint"].tolist()).hex() == model_fingerprint(tiny_find)
     assert pipeline["_model.feature_field.mlp.layers.1.weight"].shape[0] == 32  # the tiny model's embed_dim
     hash_features = pipeline["_model.feature_field.encoding.hash_table"].shape[-1] * 6  # 6 levels (field_settings)
-    assert pipeline["_model.feature_field.mlp.layers.0.weight"].shape[1] == hash_features  # dense: no scale input
+    assert pipeline["_model.feature_field.mlp.layers.0.weight"].shape[1] == hash_features + 1  # + log crop scale
+    low, high = pipeline["_model.log_scale_range"].tolist()
+    assert bool(pipeline["_model.scale_range_set"]) and low < high
     assert "feature_field" in state["optimizers"]
 
     losses = train_losses(first_run)
@@ -99,18 +101,16 @@ def test_depth_images_are_loaded_only_when_the_dataset_lists_them(scene: Path, t
         assert isinstance(manager.train_dataset, DepthDataset) is expected
 
 
-def test_the_crops_teacher_trains_a_scale_conditioned_head(crops_run: Run) -> None:
+def test_the_dense_teacher_trains_a_head_without_scale(dense_run: Run) -> None:
     from find_ros.fields.loading import latest_checkpoint
 
-    images, reused, computed = teacher_counts(crops_run.output)
-    assert computed == images and reused == 0  # its own cache entries: crops are another teacher
-    path, _ = latest_checkpoint(crops_run.config.parent / "nerfstudio_models")
+    images, reused, computed = teacher_counts(dense_run.output)
+    assert computed == images and reused == 0  # its own cache entries: another teacher
+    path, _ = latest_checkpoint(dense_run.config.parent / "nerfstudio_models")
     state = torch.load(path, map_location="cpu", weights_only=True)["pipeline"]
     hash_features = state["_model.feature_field.encoding.hash_table"].shape[-1] * 6  # 6 levels (field_settings)
-    assert state["_model.feature_field.mlp.layers.0.weight"].shape[1] == hash_features + 1  # + log scale
-    low, high = state["_model.log_scale_range"].tolist()
-    assert bool(state["_model.scale_range_set"]) and low < high
-    assert train_losses(crops_run)["find_loss"]
+    assert state["_model.feature_field.mlp.layers.0.weight"].shape[1] == hash_features  # one scale: no scale input
+    assert train_losses(dense_run)["find_loss"]
 
 
 @pytest.fixture(scope="module")
