@@ -71,7 +71,8 @@ def object_crop(scene: Path, gt: dict, obj: dict, min_fraction: float, rank: int
     """The object cut from the frame that shows most of it (``rank`` 1: the runner-up frame),
     located by that frame's instance mask, with context: at least 1.5x its box and at least the
     teacher's smallest crop."""
-    from find_ros.image_io import read_rgb
+    from find_ros.image_io import crop_around, read_rgb
+    from find_ros.model.results import mask_box
     from find_ros.scenes.files import read_png16
 
     views = [(view["area"], frame["index"], frame) for frame in gt["frames"] for view in frame["visible"]
@@ -81,13 +82,10 @@ def object_crop(scene: Path, gt: dict, obj: dict, min_fraction: float, rank: int
     frame = sorted(views, key=lambda v: (-v[0], v[1]))[rank][2]
     name = Path(frame["image"]).name
     rgb = read_rgb(scene / "nerfstudio" / "images" / name)
-    ys, xs = np.nonzero(read_png16(scene / "nerfstudio" / "instances" / name) == obj["id"])
     h, w = rgb.shape[:2]
-    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
-    ch = int(min(h, max(min_fraction * h, 1.5 * (ys.max() - ys.min() + 1))))
-    cw = int(min(w, max(min_fraction * w, 1.5 * (xs.max() - xs.min() + 1))))
-    y0, x0 = int(np.clip(round(cy - ch / 2), 0, h - ch)), int(np.clip(round(cx - cw / 2), 0, w - cw))
-    return rgb[y0 : y0 + ch, x0 : x0 + cw], {"frame": name, "box": [x0, y0, x0 + cw, y0 + ch]}
+    box = mask_box(read_png16(scene / "nerfstudio" / "instances" / name) == obj["id"])
+    crop = crop_around(rgb, box, 1.5, int(min_fraction * min(h, w)))
+    return crop, {"frame": name, "box": box}
 
 
 def find_2d_check(embedder: Any, scene: Path, gt: dict, min_fraction: float) -> dict[str, float]:

@@ -29,3 +29,25 @@ def write_rgb(path: str | Path, rgb: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
         raise ValueError(f"{path}: could not write image (unsupported suffix?)")
     return path
+
+
+# How much a visual entity's crop grows around its object's box when a demo or an evaluation cuts
+# one for a user: some background, as a person cropping a photo would leave.
+ENTITY_CROP_CONTEXT = 1.3
+
+
+def crop_around(rgb: np.ndarray, box: tuple[float, float, float, float], context: float = 1.0,
+                min_side: int = 1) -> np.ndarray:
+    """The part of ``rgb`` around ``box`` (x0, y0, x1, y1; x1/y1 exclusive), grown ``context``
+    times about its centre and to at least ``min_side`` pixels a side, shifted to stay inside the
+    image: how a visual entity's crop is cut from a frame, alike in training, demos and benchmarks."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"empty box {box}")
+    ch = int(min(h, max(min_side, round(context * (y1 - y0)))))
+    cw = int(min(w, max(min_side, round(context * (x1 - x0)))))
+    top = int(np.clip(round((y0 + y1) / 2 - ch / 2), 0, h - ch))
+    left = int(np.clip(round((x0 + x1) / 2 - cw / 2), 0, w - cw))
+    return rgb[top : top + ch, left : left + cw]
+

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from find_ros.image_io import ENTITY_CROP_CONTEXT
+
 CAMERA_TOPIC = "/camera/color/image_raw"
 
 
@@ -37,6 +39,7 @@ class DemoSettings:
     size: tuple[int, int] = (320, 240)
     seed: int = 7
     max_objects: int = 4           # objects named by instructions (each gets a text and a crop one)
+    crop_context: float = ENTITY_CROP_CONTEXT  # a crop shows its object's box grown this much
     top_k: int = 3
     frame_timeout_s: float = 30.0  # give up waiting for one frame's results after this
 
@@ -92,7 +95,7 @@ def _instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.nd
 
 def _instructions(folder: Path, truth: dict[str, Any], settings: DemoSettings) -> list[tuple[Any, InstructionScore]]:
     """A text and a crop instruction for each of the best-seen objects."""
-    from find_ros.image_io import read_rgb
+    from find_ros.image_io import crop_around, read_rgb
     from find_ros.nodes.instruction_msgs import build_instruction
 
     def best_view(object_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -108,7 +111,7 @@ def _instructions(folder: Path, truth: dict[str, Any], settings: DemoSettings) -
         out.append((build_instruction(f"[{expression}]", instruction_id=text_id, want_grounding=True, want_localization=False),
                     InstructionScore(text_id, "text", f"[{expression}]", obj["id"], obj["name"])))
         x, y, w, h = view["bbox"]
-        crop = read_rgb(folder / frame["image"])[y : y + h, x : x + w]
+        crop = crop_around(read_rgb(folder / frame["image"]), (x, y, x + w, y + h), settings.crop_context)
         crop_id = f"crop-{obj['id']}"
         out.append((build_instruction("<0>", [crop], instruction_id=crop_id, want_grounding=True),
                     InstructionScore(crop_id, "crop", f"<0> = crop of {obj['name']} from frame {frame['index']}", obj["id"], obj["name"])))

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -64,6 +65,7 @@ class _CachedEncoder(nn.Module):
         super().__init__()
         self.inner = encoder
         self.cache = _LRU(max_bytes)
+        self.store = True  # False: look up, but keep no new values (inputs that never come again)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -87,7 +89,8 @@ class CachedVisionEncoder(_CachedEncoder):
             # One image at a time: a cached value must not depend on which other images shared its
             # batch (kernels may round differently per batch size), or resumed runs would drift.
             per = [m[0].clone() for m in self.inner(pixels[i : i + 1])]  # clone: leave inference mode
-            self.cache.put(keys[i], per, _nbytes(per))
+            if self.store:
+                self.cache.put(keys[i], per, _nbytes(per))
             found[i] = per
         return [torch.stack([f[level] for f in found]) for level in range(len(found[0]))]
 
@@ -131,6 +134,20 @@ def enable_encoder_cache(model: nn.Module, vision_mb: float, language_mb: float)
         model.vision_encoder = CachedVisionEncoder(model.vision_encoder, int(vision_mb * 2**20))
     if language_mb > 0 and not isinstance(model.language_encoder, CachedLanguageEncoder):
         model.language_encoder = CachedLanguageEncoder(model.language_encoder, int(language_mb * 2**20))
+
+
+@contextmanager
+def unstored(encoder: nn.Module) -> Iterator[None]:
+    """Within the block, a cached ``encoder`` stores nothing new: for randomly cut crops, which
+    would only push the training images out of the cache (any other encoder: no effect)."""
+    if not isinstance(encoder, _CachedEncoder):
+        yield
+        return
+    before, encoder.store = encoder.store, False
+    try:
+        yield
+    finally:
+        encoder.store = before
 
 
 def cache_stats(model: nn.Module) -> dict[str, float]:

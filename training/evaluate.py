@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-EVAL_TASKS = ("generic", "grounded", "interleave_grounding", "image_text_retrieval", "interleave_retrieval")
+EVAL_TASKS = ("generic", "grounded", "interleave_grounding", "crop_grounding", "image_text_retrieval",
+              "interleave_retrieval")
+# crop_grounding is ours, not the paper's: the instruction is one visual entity alone ("<0>"), an RGB
+# crop around the phrase's reference segment in another image — how a robot user points at a thing.
 
 
 def _chunks(seq: list, n: int):  # noqa: ANN202
@@ -40,7 +43,9 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
              batch_size: int = 8, visual_prob: float = 0.5, seed: int = 0, object_threshold: float = 0.8,
              overlap_threshold: float = 0.8, progress: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` (a FindModel) on ``data`` (a :class:`training.data.dataset.FindDataset`)."""
+    from find_ros.image_io import ENTITY_CROP_CONTEXT, crop_around
     from find_ros.model import RegionRef
+    from find_ros.model.results import mask_box
     from training.data.interleave import plan_instruction, visual_flags
     from training.metrics import GroundingMeter, PanopticMeter, retrieval_metrics
 
@@ -52,6 +57,7 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
         if "generic" in want and any(s.panoptic_file for s in samples) else None
     grounded = GroundingMeter() if "grounded" in want else None
     interleave = GroundingMeter() if "interleave_grounding" in want else None
+    by_crop = GroundingMeter() if "crop_grounding" in want else None
     image_vecs: list[torch.Tensor] = []
     captions: list[str] = []
     caption_image: list[int] = []
@@ -113,6 +119,18 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
                         if "interleave_retrieval" in want:
                             instr_vecs.append(model.embed_instructions([instr]).cpu())
                             instr_image.append(gallery_index)
+                if by_crop is not None:
+                    for caption in sample.entities:
+                        for phrase in caption.phrases:
+                            if phrase.reference is None:
+                                continue
+                            ref = data.samples[data.by_id[phrase.reference.image_id]]
+                            box = mask_box(data.object_mask(ref, phrase.reference.annotation_id))
+                            if box is None:
+                                continue
+                            crop = crop_around(data.image(ref), box, ENTITY_CROP_CONTEXT)
+                            answer = model.ground(one, model.encode_instruction("<0>", [crop]))[0]
+                            by_crop.update(answer.entities[0].mask, data.object_mask(sample, phrase.annotation_id, panoptic))
             bar.update(len(batch))
     bar.close()
 
@@ -123,6 +141,8 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
         out["grounded"] = grounded.compute()
     if interleave is not None and len(interleave):
         out["interleave_grounding"] = interleave.compute()
+    if by_crop is not None and len(by_crop):
+        out["crop_grounding"] = by_crop.compute()
     images = torch.cat(image_vecs) if image_vecs else None
     if "image_text_retrieval" in want and captions and images is not None:
         texts = torch.cat([model.embed_captions(chunk).cpu() for chunk in _chunks(captions, 64)])

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from find_ros.model import FindModel, ImageEmbeddings, RegionRef
 from find_ros.model.heads import Predictions, match_logits
+from training.cache import unstored
 from training.data.items import TrainItem
 from training.losses import (
     MaskLossConfig,
@@ -183,9 +184,11 @@ class FindObjective(nn.Module):
         for i, it in enumerate(items):
             if it.interleave is None:
                 continue
-            visuals = [RegionRef(other_emb, mask=r.mask, index=position[id(r)]) if r.rgb is not None
+            visuals = [r.crop if r.crop is not None
+                       else RegionRef(other_emb, mask=r.mask, index=position[id(r)]) if r.rgb is not None
                        else RegionRef(emb, mask=r.mask, index=i) for r in it.interleave.regions]
-            out[i] = self.model.encode_instruction(it.interleave.plan.text, visuals)
+            with unstored(self.model.vision_encoder):  # crops are cut afresh every time
+                out[i] = self.model.encode_instruction(it.interleave.plan.text, visuals)
         return out
 
     def _interleave_grounding(self, emb: ImageEmbeddings, items: list[TrainItem], instructions: dict[int, object],
@@ -204,14 +207,19 @@ class FindObjective(nn.Module):
         return self._set_total("interleave_grounding", parts, targets, emb.device, logs)
 
     def _retrieval(self, task: str, emb: ImageEmbeddings, idx: list[int], values: list, weight: float,
-                   logs: dict[str, float]) -> Tensor | None:
+                   logs: dict[str, float], extra: tuple[ImageEmbeddings, list] | None = None) -> Tensor | None:
         """Contrastive loss of one retrieval task; ``values[k]`` (captions or instructions) is the
-        query of image ``idx[k]``. Images and queries are embedded by separate runs
-        (``embed_images`` / ``embed_captions`` / ``embed_instructions``): the prototype gives the
-        image query and the text queries no path to each other, so this equals one joint run, at
-        a cost linear in the batch instead of images x tokens."""
-        if idx:
-            images = self.model.embed_images(emb.select(idx), task)
+        query of image ``idx[k]``; ``extra`` adds more (images, queries) pairs (crops and their
+        phrases). Images and queries are embedded by separate runs (``embed_images`` /
+        ``embed_captions`` / ``embed_instructions``): the prototype gives the image query and the
+        text queries no path to each other, so this equals one joint run, at a cost linear in the
+        batch instead of images x tokens."""
+        if idx or extra:
+            images = [self.model.embed_images(emb.select(idx), task)] if idx else []
+            if extra:
+                images.append(self.model.embed_images(extra[0], task))
+                values = list(values) + list(extra[1])
+            images = torch.cat(images)
             texts = (self.model.embed_captions(values) if task == "image_text_retrieval"
                      else self.model.embed_instructions(values))
         else:  # this rank has none, but must still take part in the gather
@@ -247,8 +255,13 @@ class FindObjective(nn.Module):
             terms.append(self._interactive(emb, items, logs))
         if "image_text_retrieval" in tasks:
             idx = [i for i, it in enumerate(everything) if it.caption]
+            pairs = [pair for it in everything for pair in it.phrase_crops]
+            extra = None
+            if pairs:
+                with unstored(self.model.vision_encoder):
+                    extra = (self.model.encode_image([c for c, _ in pairs]), [t for _, t in pairs])
             terms.append(self._retrieval("image_text_retrieval", emb, idx, [everything[i].caption for i in idx],
-                                         self.losses.retrieval, logs))
+                                         self.losses.retrieval, logs, extra))
         if "interleave_grounding" in tasks or "interleave_retrieval" in tasks:
             use = everything if "interleave_retrieval" in tasks else items
             instructions = self._instructions(emb, use)

@@ -2,9 +2,12 @@
 
 No pretrained vision weights can be installed here, and FIND keeps its vision model frozen, so the
 default model's backbone is trained first, on its own, with dense supervision the synthetic world
-provides exactly: per pixel the category (10 classes + void), the colour, size, material and
-texture of the thing under it, and whether it lies on a segment boundary (so that touching
-instances stay separable). A throw-away FPN head reads the four stages; only the backbone is kept,
+provides exactly: per pixel the category (10 classes + void), the shape, colour, size, material
+and texture of the thing under it, and whether it lies on a segment boundary (so that touching
+instances stay separable). Shape has a target of its own on thing pixels only: in the category
+loss the few thing pixels drown among floor and wall ones, and a backbone trained that way tells
+the shapes apart badly (a linear probe of the first default model's backbone: 40 %).
+A throw-away FPN head reads the four stages; only the backbone is kept,
 saved with ``save_pretrained`` as a transformers FocalNet (the family of FIND-T's backbone), which
 ``FindConfig.vision_model`` then names and ``FindModel`` loads frozen.
 
@@ -40,11 +43,11 @@ IGNORE = -100
 class DenseHead(nn.Module):
     """FPN over the backbone's maps → stride-4 features → one 1×1 classifier per target."""
 
-    def __init__(self, channels: tuple[int, ...], num_categories: int, dim: int = 64) -> None:
+    def __init__(self, channels: tuple[int, ...], num_categories: int, num_shapes: int, dim: int = 64) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in channels)
         self.smooth = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1), nn.GroupNorm(8, dim), nn.ReLU())
-        outputs = {"category": num_categories + 1, **{k: len(v) for k, v in ATTRIBUTES.items()}, "boundary": 1}
+        outputs = {"category": num_categories + 1, "shape": num_shapes, **{k: len(v) for k, v in ATTRIBUTES.items()}, "boundary": 1}
         self.heads = nn.ModuleDict({k: nn.Conv2d(dim, n, 1) for k, n in outputs.items()})
 
     def forward(self, maps: list[Tensor]) -> dict[str, Tensor]:
@@ -73,6 +76,9 @@ def labels_for(ids: np.ndarray, sample, categories, attributes: dict[int, dict[s
     uniq, inverse = np.unique(ids, return_inverse=True)
     inverse = inverse.reshape(ids.shape)
     out = {"category": np.array([lut_cat.get(int(u), 0) for u in uniq], np.int64)[inverse]}
+    things = [c for c, t in zip(categories.ids, categories.isthing) if t]
+    lut_shape = {s.id: things.index(s.category_id) for s in sample.segments if s.category_id in things}
+    out["shape"] = np.array([lut_shape.get(int(u), IGNORE) for u in uniq], np.int64)[inverse]
     for key, values in ATTRIBUTES.items():
         lut = [values.index(attributes[int(u)][key]) if int(u) in attributes and key in attributes[int(u)] else IGNORE
                for u in uniq]
@@ -144,7 +150,7 @@ def dense_loss(out: dict[str, Tensor], ys: dict[str, Tensor]) -> tuple[Tensor, d
 def accuracy(out: dict[str, Tensor], ys: dict[str, Tensor]) -> dict[str, tuple[int, int]]:
     size = ys["category"].shape[-2:]
     res = {}
-    for k in ("category", *ATTRIBUTES):
+    for k in ("category", "shape", *ATTRIBUTES):
         pred = F.interpolate(out[k], size=size, mode="bilinear", align_corners=False).argmax(1)
         keep = ys[k] != IGNORE
         res[k] = (int((pred[keep] == ys[k][keep]).sum()), int(keep.sum()))
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = HFVisionEncoder(backbone, next(f for f in VISION_FAMILIES if f.name == "focalnet"))
     encoder.requires_grad_(True)
     encoder.model.train()
-    head = DenseHead(encoder.channels, len(data.categories.ids))
+    head = DenseHead(encoder.channels, len(data.categories.ids), sum(data.categories.isthing))
     mean = torch.tensor(encoder.pixel_mean).view(3, 1, 1)
     std = torch.tensor(encoder.pixel_std).view(3, 1, 1)
     params = list(encoder.parameters()) + list(head.parameters())

@@ -68,8 +68,9 @@ class EmbeddingSampler(nn.Module):
         return torch.stack(tokens), torch.stack(pixels)
 
     def crop_embeddings(self, crops: ImageEmbeddings) -> tuple[Tensor, Tensor]:
-        """Whole-image regions of encoded crops: (R, D) tokens and (R, mask_dim) pixel references."""
-        weights = torch.stack([valid_raster(crops, i) for i in range(crops.batch_size)]).unsqueeze(1)
+        """Encoded crops as regions: (R, D) tokens and (R, mask_dim) pixel references. A crop is
+        cut around its object, so the pooling favours its centre over the background at its rim."""
+        weights = torch.stack([centred_raster(crops, i) for i in range(crops.batch_size)]).unsqueeze(1)
         per_level, pixel = self.pool(crops, weights.to(crops.pixel.dtype))
         return per_level[:, 0].mean(1) + self.visual_embed, pixel[:, 0]
 
@@ -226,6 +227,16 @@ def valid_raster(image: ImageEmbeddings, index: int) -> Tensor:
     raster = torch.zeros(h4, w4, device=image.device)
     raster[: max(1, -(-rh // 4)), : max(1, -(-rw // 4))] = 1.0
     return raster
+
+
+def centred_raster(image: ImageEmbeddings, index: int, sigma: float = 0.25) -> Tensor:
+    """A Gaussian over image ``index``'s valid stride-4 cells, peaked at their centre, with a
+    standard deviation of ``sigma`` times each side."""
+    raster = valid_raster(image, index)
+    rows, cols = int(raster.sum(1).gt(0).sum()), int(raster.sum(0).gt(0).sum())
+    y = (torch.arange(raster.shape[0], device=raster.device) + 0.5 - rows / 2) / (sigma * rows)
+    x = (torch.arange(raster.shape[1], device=raster.device) + 0.5 - cols / 2) / (sigma * cols)
+    return raster * torch.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
 
 
 def box_raster(image: ImageEmbeddings, index: int, box: Sequence[float]) -> Tensor:

@@ -18,7 +18,7 @@ def write_config(directory: Path, model: Path, data: Path, output: Path, **run: 
     doc = {
         "model": {"init": str(model)},
         "data": {"train": {"dataset": str(data), "split": "train", "find_bench_strict": True}},
-        "items": {"reference_prob": 0.5, "max_interactive": 2},
+        "items": {"reference_prob": 0.5, "crop_prob": 0.5, "single_entity_prob": 0.3, "phrase_crop_prob": 0.5, "max_interactive": 2},
         "tasks": {t: 1.0 for t in ("generic_segmentation", "grounded_segmentation", "interactive_segmentation",
                                    "image_text_retrieval", "interleave_grounding", "interleave_retrieval")},
         "losses": {"num_points": 64, **losses},

@@ -11,13 +11,16 @@ would have seen from that step on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from find_ros.image_io import crop_around
 from find_ros.model import SpatialPrompt
+from find_ros.model.results import mask_box
 from training.data.dataset import FindDataset, Sample
+from training.data_engine.schema import EntityCaption
 from training.data.interleave import InterleavePlan, plan_instruction, visual_flags
 from training.data.prompts import KINDS, prompts_for_object
 
@@ -31,15 +34,28 @@ class ItemConfig:
     negative_prob: float = 0.2
     visual_prob: float = 0.5  # paper: each entity turns visual with probability 0.5
     reference_prob: float = 0.0  # a visual entity shows its reference (another image) instead
+    # A visual entity comes as an RGB crop around its segment instead of the segment itself, the
+    # way a robot user gives one; its box grows by a random factor in ``crop_context``.
+    crop_prob: float = 0.0
+    crop_context: tuple[float, float] = (1.0, 1.8)
+    # The instruction is a single entity of the caption ("<0>" or "[a red cone]") instead of the
+    # whole caption: what an operator sends to find one thing.
+    single_entity_prob: float = 0.0
+    # A full item adds a (crop around one of its phrases' segments, that phrase) pair to the
+    # image-text contrast: image-level embeddings of single things, which is what a 3D feature
+    # field learns from crops and a text query must then match.
+    phrase_crop_prob: float = 0.0
 
 
 @dataclass
 class Region:
-    """A picture for a visual entity: ``mask`` of image ``image_id`` (``rgb`` when it is not the item's own image)."""
+    """A picture for a visual entity: ``mask`` of image ``image_id`` (``rgb`` when it is not the
+    item's own image), or ``crop``, an RGB crop around that segment, when it is given as one."""
 
     image_id: int
     mask: np.ndarray
     rgb: np.ndarray | None = None
+    crop: np.ndarray | None = None
 
 
 @dataclass
@@ -60,6 +76,7 @@ class TrainItem:
     interactive: list[tuple[list[SpatialPrompt], np.ndarray]] = field(default_factory=list)
     caption: str | None = None
     interleave: InterleaveTarget | None = None
+    phrase_crops: list[tuple[np.ndarray, str]] = field(default_factory=list)  # (RGB crop, its phrase)
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -91,7 +108,7 @@ class TrainItems(torch.utils.data.Dataset):
             if sample.captions:
                 item.caption = sample.captions[int(rng.integers(len(sample.captions)))]
             if sample.entities:
-                item.interleave = self._interleave(sample, None, rng, targets=False)
+                item.interleave = self._interleave(sample, None, item.rgb, rng, targets=False)
             return item
         panoptic = data.panoptic_ids(sample) if sample.panoptic_file else None
         if panoptic is not None:
@@ -105,8 +122,18 @@ class TrainItems(torch.utils.data.Dataset):
         if sample.captions:
             item.caption = sample.captions[int(rng.integers(len(sample.captions)))]
         if sample.entities:
-            item.interleave = self._interleave(sample, panoptic, rng)
+            item.interleave = self._interleave(sample, panoptic, item.rgb, rng)
+            if rng.random() < self.cfg.phrase_crop_prob:
+                item.phrase_crops = [self._phrase_crop(sample, panoptic, item.rgb, rng)]
         return item
+
+    def _phrase_crop(self, sample: Sample, panoptic: np.ndarray | None, rgb: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        phrases = [p for c in sample.entities for p in c.phrases]
+        phrase = phrases[int(rng.integers(len(phrases)))]
+        box = mask_box(self.data.object_mask(sample, phrase.annotation_id, panoptic))
+        crop = rgb if box is None else crop_around(rgb, box, float(rng.uniform(*self.cfg.crop_context)), 4)
+        return crop, phrase.phrase
 
     def _grounded(self, sample: Sample, panoptic: np.ndarray | None, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         pool: list[tuple[list[str], int]] = [(list(r.sentences), r.ann_id) for r in sample.refs]
@@ -134,15 +161,21 @@ class TrainItems(torch.utils.data.Dataset):
         return [(prompts_for_object(item.masks[k], group, rng, self.cfg.interactive_kinds, self.cfg.negative_prob),
                  item.masks[k]) for group, k in enumerate(sorted(chosen.tolist()))]
 
-    def _interleave(self, sample: Sample, panoptic: np.ndarray | None, rng: np.random.Generator,
+    def _interleave(self, sample: Sample, panoptic: np.ndarray | None, rgb: np.ndarray, rng: np.random.Generator,
                     targets: bool = True) -> InterleaveTarget:
         caption = sample.entities[int(rng.integers(len(sample.entities)))]
+        if caption.phrases and rng.random() < self.cfg.single_entity_prob:
+            caption = single_entity(caption, int(rng.integers(len(caption.phrases))))
         n = len(caption.phrases)
         visual = visual_flags(n, self.cfg.visual_prob, rng)
         use_ref = [bool(v and p.reference is not None and rng.random() < self.cfg.reference_prob)
                    for v, p in zip(visual, caption.phrases)]
         plan = plan_instruction(caption, visual, use_ref)
         regions = [self.region(v.image_id, v.segment_id, sample, panoptic) for v in plan.visuals]
+        for r in regions:
+            if rng.random() < self.cfg.crop_prob:
+                source = rgb if r.rgb is None else r.rgb
+                r.crop, r.rgb = crop_around(source, mask_box(r.mask), float(rng.uniform(*self.cfg.crop_context)), 4), None
         if targets:
             masks = [None if t is None else self.data.object_mask(sample, t, panoptic) for t in plan.targets]
         else:
@@ -154,6 +187,13 @@ class TrainItems(torch.utils.data.Dataset):
             return Region(image_id, self.data.object_mask(own, segment_id, own_panoptic))
         other = self.data.samples[self.data.by_id[image_id]]
         return Region(image_id, self.data.object_mask(other, segment_id), self.data.image(other))
+
+
+def single_entity(caption: EntityCaption, k: int) -> EntityCaption:
+    """Caption ``caption`` cut down to its phrase ``k`` alone."""
+    phrase = caption.phrases[k]
+    alone = replace(phrase, start_idx=0, end_idx=len(phrase.phrase), underscore_start_idx=0)
+    return EntityCaption(caption.image_id, phrase.phrase, phrase.phrase_raw, (alone,))
 
 
 def collate(items: list[TrainItem]) -> list[TrainItem]:
