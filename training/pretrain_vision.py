@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         optimizer.step()
         schedule.step()
-        bar.set_postfix(loss=f"{float(loss):.3f}", img_s=f"{(step + 1) * args.batch_size / (time.perf_counter() - start):.1f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{(step + 1) * args.batch_size / (time.perf_counter() - start):.1f}")
     bar.close()
     seconds = time.perf_counter() - start
 

@@ -16,14 +16,14 @@ by cosine, where FIND's heads put images, proposals, captions and instructions):
   semantic inference with embeddings in place of class probabilities). Sharper, one FIND pass per
   image instead of ~115.
 
-Why crops by default — measured with the trained default model on a synthetic trajectory (7
-objects, 1000 CPU training steps, benchmarks/field_accuracy.py): image-crop queries landed within
-10% of the scene extent for 6/7 objects with the crops teacher and 0/7 with the dense one (a crop
-is embedded zoomed in, where FIND's dense embeddings differ from those of the full frames the
-field learnt). Text queries failed with both (0/7 crops, 2/7 dense): that model's text-image
-alignment is weak — in 2D, its caption embedding picks the right object's crop embedding for 1/7
-objects and the right object's dense embedding for 3/7 — so text localization is bounded by the
-FIND model, not the field; a better-trained model improves it without changes here.
+Why crops by default — measured with the default model on a synthetic trajectory (7 objects, 40
+views at 320x240, 1000 training steps, ~8-10 minutes on 2 CPU threads, benchmarks/field_accuracy.py;
+"within" = 10% of the objects' extent, 0.138 m): image-crop queries landed within for 3/7 objects
+with the crops teacher and 2/7 with the dense one (6/7 and 5/7 within 10% of the room's extent),
+text queries for 1/7 and 2/7. In 2D the same model picks the right object's crop for 5/7 text
+queries and 7/7 crop queries, so most of what is lost happens in the distillation and the 3D
+read-out, not in FIND (with the first default model, whose 2D text match was 1/7, crop queries
+reached 6/7 and text 0/7 with crops).
 
 Queries use the same model, in the same space:
 

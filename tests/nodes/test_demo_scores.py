@@ -1,0 +1,51 @@
+"""Issue 7's proof: a bag player, the perception graph in its own process and the default model.
+
+The demo pipeline (find_ros.perception_demo) plays a synthetic walk-through bag in lockstep, sends
+text and crop instructions for the scene's objects, scores every grounding against the ground-truth
+instance masks, and asks the localization node for each object's top-3 frames.
+
+The graph's side (every frame grounded for every instruction, three frames per localization query,
+overlays written) must hold. The quality bar (mean IoU >= 0.5, every localization query a hit) is
+what the shipped default model does not reach yet: that test is a strict xfail, so it is reported
+on every run and turns into a failure — to be promoted to a plain test — once a model meets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from find_ros.model import default_model_dir
+from find_ros.perception_demo import DemoReport, DemoSettings, run_demo
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoReport, Path]:
+    assert default_model_dir() is not None, "the default model must ship in find_ros/default_model/"
+    out = tmp_path_factory.mktemp("demo")
+    return run_demo(DemoSettings(out=out, frames=24, seed=11, max_objects=3), log=lambda *_: None), out
+
+
+def test_played_bag_is_grounded_frame_by_frame_and_localized(report: tuple[DemoReport, Path]) -> None:
+    result, out = report
+    assert "UNTRAINED" not in result.model
+    assert result.frames_played == 24
+    assert result.results_received >= 0.9 * 24 * len(result.instructions)  # lockstep: (almost) every frame grounded
+    assert {s.kind for s in result.instructions} == {"text", "crop"}
+    assert all(s.frames_scored > 0 for s in result.instructions)
+    assert result.localization_queries == 3
+    texts = [s for s in result.instructions if s.kind == "text"]
+    assert all(len(s.localization_stamps) == 3 for s in texts), [(s.text, s.localization_stamps) for s in texts]
+    assert (out / "overlay.mp4").stat().st_size > 0 and any((out / "overlays").iterdir())
+
+
+@pytest.mark.xfail(strict=True, reason="the default model is below issue 7's bar (MODEL_CARD.md): mean IoU "
+                                       "0.38 on this bag, one localization miss")
+def test_default_model_meets_the_quality_bar(report: tuple[DemoReport, Path]) -> None:
+    result, _ = report
+    assert result.mean_iou >= 0.5, [(s.text, s.mean_iou) for s in result.instructions]
+    assert result.localization_hits == result.localization_queries, [
+        (s.text, s.localization_stamps) for s in result.instructions if s.kind == "text"]
