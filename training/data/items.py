@@ -20,9 +20,9 @@ from find_ros.image_io import crop_around
 from find_ros.model import SpatialPrompt
 from find_ros.model.results import mask_box
 from training.data.dataset import FindDataset, Sample
-from training.data_engine.schema import EntityCaption
 from training.data.interleave import InterleavePlan, plan_instruction, visual_flags
 from training.data.prompts import KINDS, prompts_for_object
+from training.data_engine.schema import EntityCaption
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,14 @@ class TrainItems(torch.utils.data.Dataset):
                      rng: np.random.Generator) -> tuple[np.ndarray, str]:
         phrases = [p for c in sample.entities for p in c.phrases]
         phrase = phrases[int(rng.integers(len(phrases)))]
-        box = mask_box(self.data.object_mask(sample, phrase.annotation_id, panoptic))
-        crop = rgb if box is None else crop_around(rgb, box, float(rng.uniform(*self.cfg.crop_context)), 4)
-        return crop, phrase.phrase
+        crop = self._crop(rgb, self.data.object_mask(sample, phrase.annotation_id, panoptic), rng)
+        return (rgb if crop is None else crop), phrase.phrase
+
+    def _crop(self, rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """A crop around ``mask``, its box grown by a random factor in ``crop_context``; None when
+        the mask is empty."""
+        box = mask_box(mask)
+        return None if box is None else crop_around(rgb, box, float(rng.uniform(*self.cfg.crop_context)), 4)
 
     def _grounded(self, sample: Sample, panoptic: np.ndarray | None, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         pool: list[tuple[list[str], int]] = [(list(r.sentences), r.ann_id) for r in sample.refs]
@@ -174,8 +179,9 @@ class TrainItems(torch.utils.data.Dataset):
         regions = [self.region(v.image_id, v.segment_id, sample, panoptic) for v in plan.visuals]
         for r in regions:
             if rng.random() < self.cfg.crop_prob:
-                source = rgb if r.rgb is None else r.rgb
-                r.crop, r.rgb = crop_around(source, mask_box(r.mask), float(rng.uniform(*self.cfg.crop_context)), 4), None
+                r.crop = self._crop(rgb if r.rgb is None else r.rgb, r.mask, rng)
+                if r.crop is not None:
+                    r.rgb = None  # a crop needs no second image encoded
         if targets:
             masks = [None if t is None else self.data.object_mask(sample, t, panoptic) for t in plan.targets]
         else:
