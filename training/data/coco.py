@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data_engine.errors import InputFormatError
+from training.data_engine.errors import InputFormatError, require_ints
 from training.data_engine.inputs import _read_json
 
 
@@ -116,9 +116,7 @@ def load_coco_instances(path: str | Path) -> CocoInstances:
         rec = f"images[{i}]"
         if not isinstance(im, dict):
             _fail(path, rec, "must be an object")
-        for key in ("id", "height", "width"):
-            if not isinstance(im.get(key), int) or isinstance(im.get(key), bool):
-                _fail(path, rec, f"'{key}' must be an integer, got {im.get(key)!r}")
+        require_ints(path, rec, im, ("id", "height", "width"))
         if not isinstance(im.get("file_name"), str):
             _fail(path, rec, "'file_name' must be a string")
         if im["id"] in images:
@@ -130,9 +128,7 @@ def load_coco_instances(path: str | Path) -> CocoInstances:
         rec = f"annotations[{i}]"
         if not isinstance(a, dict):
             _fail(path, rec, "must be an object")
-        for key in ("id", "image_id", "category_id"):
-            if not isinstance(a.get(key), int) or isinstance(a.get(key), bool):
-                _fail(path, rec, f"'{key}' must be an integer, got {a.get(key)!r}")
+        require_ints(path, rec, a, ("id", "image_id", "category_id"))
         rec = f"annotations[{i}] (id {a['id']})"
         if a["id"] in by_id:
             _fail(path, rec, f"duplicate annotation id {a['id']}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.data_engine.errors import InputFormatError
+from training.data_engine.errors import InputFormatError, require_ints
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,7 @@ def load_refs(path: str | Path, known_annotations: set[int] | None = None) -> li
         rec = f"refs[{i}]"
         if not isinstance(r, dict):
             raise InputFormatError(path, rec, "must be an object")
-        for key in ("ref_id", "ann_id", "image_id"):
-            if not isinstance(r.get(key), int) or isinstance(r.get(key), bool):
-                raise InputFormatError(path, rec, f"'{key}' must be an integer, got {r.get(key)!r}")
+        require_ints(path, rec, r, ("ref_id", "ann_id", "image_id"))
         rec = f"refs[{i}] (ref_id {r['ref_id']})"
         if r["ref_id"] in seen:
             raise InputFormatError(path, rec, f"duplicate ref_id {r['ref_id']}")

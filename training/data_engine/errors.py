@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 
 class DataEngineError(Exception):
@@ -18,6 +20,14 @@ class InputFormatError(DataEngineError, ValueError):
         self.reason = reason
         where = f"{self.path}: {record}" if record else self.path
         super().__init__(f"{where}: {reason}")
+
+
+def require_ints(path: str | Path, record: str, obj: Mapping[str, Any], keys: Iterable[str]) -> None:
+    """Raise :class:`InputFormatError` unless every ``obj[key]`` is an integer (bool is not)."""
+    for key in keys:
+        value = obj.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputFormatError(path, record, f"'{key}' must be an integer, got {value!r}")
 
 
 class WorkFileMismatch(DataEngineError):
