@@ -57,6 +57,8 @@ class InstructionScore:
     localization_stamps: list[int] = field(default_factory=list)
     # Probability that top_k frames picked at random show the object: what a hit is worth.
     localization_chance: float | None = None
+    # One entry per scored frame: its index, the object's visible area (px) and fraction, the IoU.
+    per_frame: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -218,14 +220,18 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
                 continue
             for result in frame_results:
                 score = scores[result.instruction_id]
-                visible = any(v["id"] == score.object_id and v["area"] > 0 for v in frame["visible"])
-                if not visible or not result.entities:
+                view = next((v for v in frame["visible"] if v["id"] == score.object_id and v["area"] > 0), None)
+                if view is None or not result.entities:
                     continue
                 entity = result.entities[0]
                 predicted = image_msg_to_rgb(entity.mask)[..., 0] > 127 if entity.mask.width else np.zeros((result.image_height, result.image_width), bool)
                 target = _instance_mask(folder, frame, score.object_id)
                 union = np.logical_or(predicted, target).sum()
-                ious[score.instruction_id].append(float(np.logical_and(predicted, target).sum() / union) if union else 0.0)
+                iou = float(np.logical_and(predicted, target).sum() / union) if union else 0.0
+                ious[score.instruction_id].append(iou)
+                score.per_frame.append({"frame": frame["index"], "area": view["area"],
+                                        "visible_fraction": view.get("visible_fraction", 1.0),
+                                        "score": round(float(entity.score), 4), "iou": round(iou, 4)})
                 overlays.append((frame, score, predicted, entity.score))
         for instruction_id, values in ious.items():
             scores[instruction_id].frames_scored = len(values)

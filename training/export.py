@@ -6,16 +6,19 @@ machine that trained it, yet copying a packaged language model (90 MB of MiniLM)
 So: a vision (or language) encoder loaded from a directory is copied into ``vision/``
 (``language/``) and the config names it relatively; packaged names stay as they are.
 
-    python -m training.export --model runs/default/model --out find_ros/default_model
+    python -m training.export --model runs/default/model --out find_ros/default_model \
+        --input-size 256 --visual-match-blend 0.5
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from find_ros.model import FindConfig
 from find_ros.model.checkpoint import CONFIG_NAME, LANGUAGE_DIR, VISION_DIR, WEIGHTS_NAME, load_weights
@@ -24,6 +27,8 @@ from find_ros.model.encoders import PACKAGED_MODELS, resolve_model_source
 # What a transformers model directory holds (configs, weights, tokenizer files) plus our
 # pretraining.json record; anything else (caches, logs) stays behind.
 _KEEP_SUFFIXES = (".json", ".safetensors", ".txt", ".model")
+# Settings that change how a trained model is run, not what it learned.
+INFERENCE_SETTINGS = {"input_size", "visual_match_blend"}
 
 
 def _copy_encoder(source: str, target: Path) -> None:
@@ -33,10 +38,16 @@ def _copy_encoder(source: str, target: Path) -> None:
             shutil.copy2(f, target / f.name)
 
 
-def export_model(src: str | Path, dst: str | Path) -> Path:
-    """Copy model ``src`` to ``dst`` (replaced atomically) with directory encoders bundled."""
+def export_model(src: str | Path, dst: str | Path, **inference: Any) -> Path:
+    """Copy model ``src`` to ``dst`` (replaced atomically) with directory encoders bundled.
+    ``inference`` overrides read-out settings of the shipped config that training does not fix
+    (``input_size``, ``visual_match_blend``); the weights are unchanged."""
     src, dst = Path(src), Path(dst)
     config = FindConfig.load(src / CONFIG_NAME)
+    unknown = set(inference) - INFERENCE_SETTINGS
+    if unknown:
+        raise ValueError(f"not an inference setting: {', '.join(sorted(unknown))}")
+    config = FindConfig(**{**dataclasses.asdict(config), **{k: v for k, v in inference.items() if v is not None}})
     load_weights(src / WEIGHTS_NAME)  # refuse to ship a corrupt file
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
@@ -75,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="trained model directory (<output_dir>/model)")
     parser.add_argument("--out", required=True, help="destination, e.g. find_ros/default_model")
+    parser.add_argument("--input-size", type=int, help="long side the shipped model runs at (default: as trained)")
+    parser.add_argument("--visual-match-blend", type=float,
+                        help="semantic share of a visual entity's proposal match (default: as trained, 0)")
     args = parser.parse_args(argv)
     try:
-        print(export_model(args.model, args.out))
+        print(export_model(args.model, args.out, input_size=args.input_size,
+                           visual_match_blend=args.visual_match_blend))
     except (ValueError, FileNotFoundError) as error:
         print(f"training.export: error: {error}", file=sys.stderr)
         return 2

@@ -45,6 +45,11 @@ class FindConfig:
     # are then replaced by the entity's visual embedding (one token at that place).
     placeholder_word: str = "something"
     dropout: float = 0.0
+    # Read-out of a visual entity (a crop or a region) in interleave grounding: its proposal is
+    # picked by pixel-reference similarity (the paper's, and what training supervises) blended with
+    # this weight of semantic similarity. The two err on different proposals, so a blend picks the
+    # right object more often (measured in MODEL_CARD.md); 0 is the paper's read-out.
+    visual_match_blend: float = 0.0
     # False until a training run saved these weights: surfaces print UNTRAINED when it is False.
     trained: bool = False
 
@@ -57,6 +62,8 @@ class FindConfig:
                      "max_text_tokens", "max_class_tokens"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1")
+        if not 0.0 <= self.visual_match_blend <= 1.0:
+            problems.append("visual_match_blend must be in [0, 1]")
         if self.num_levels > 3:
             problems.append("num_levels must be <= 3 (strides 32, 16, 8)")
         if self.size_divisibility % 32:

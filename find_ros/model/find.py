@@ -541,14 +541,16 @@ class FindModel(nn.Module):
                 refs = targets.pixel_refs[b if targets.pixel_refs.shape[0] > 1 else 0]
             logits = match_logits(self.heads, preds.semantic[spec.proposals][b], preds.pixel[spec.proposals][b],
                                   preds.semantic[spec.targets][b], refs,
-                                  targets.has_pixel_ref if targets is not None else None).float()
+                                  targets.has_pixel_ref if targets is not None else None,
+                                  self.config.visual_match_blend).float()
             probs = logits.softmax(-1)
             chosen = logits.argmax(-1)
             masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
             has_ref = targets.has_pixel_ref if targets is not None and targets.has_pixel_ref is not None else None
             entities = [
                 EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
-                           proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False)
+                           proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
+                           match=float(logits[g, chosen[g]]))
                 for g in range(len(labels))
             ]
             results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))

@@ -94,12 +94,15 @@ def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int) -> T
 
 
 def match_logits(heads: Heads, proposal_semantic: Tensor, proposal_pixel: Tensor, target_semantic: Tensor,
-                 target_pixel_refs: Tensor | None, has_pixel_ref: Tensor | None) -> Tensor:
+                 target_pixel_refs: Tensor | None, has_pixel_ref: Tensor | None, semantic_blend: float = 0.0) -> Tensor:
     """(G, P) logits of each target against every proposal: scaled cosine of semantic embeddings, or
-    of pixel embeddings for targets that are image regions (their pixel reference)."""
+    of pixel embeddings for targets that are image regions (their pixel reference), mixed with
+    ``semantic_blend`` of their semantic logits (0: pixel only, as trained)."""
     logits = heads.similarity(target_semantic, proposal_semantic)
     if target_pixel_refs is not None and has_pixel_ref is not None and bool(has_pixel_ref.any()):
         pixel_logits = heads.similarity(target_pixel_refs, proposal_pixel)
+        if semantic_blend:
+            pixel_logits = (1.0 - semantic_blend) * pixel_logits + semantic_blend * logits
         logits = torch.where(has_pixel_ref[:, None], pixel_logits, logits)
     return logits
 

@@ -31,6 +31,9 @@ class EntityMask:
     proposal: int
     is_visual: bool = False
     box: list[int] | None = field(default=None)
+    # The chosen proposal's matching logit (scaled cosine): unlike ``score``, comparable across
+    # images, so it tells in which of several frames the entity is seen best.
+    match: float = 0.0
 
     def __post_init__(self) -> None:
         if self.box is None:

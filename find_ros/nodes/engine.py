@@ -24,6 +24,7 @@ class EntityOutcome:
     score: float
     box: tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive ends; zeros when the mask is empty
     mask: np.ndarray                # bool (H, W)
+    match: float = 0.0              # matching logit: comparable across frames, unlike score
 
 
 def entity_msg(outcome: EntityOutcome, header: Any, with_mask: bool, score_threshold: float) -> Any:
@@ -102,7 +103,8 @@ class PerceptionEngine:
         outcomes = []
         for index, (entity, found) in enumerate(zip(instruction.parsed.entities, result.entities)):
             box = tuple(found.box) if found.box is not None else (0, 0, 0, 0)
-            outcomes.append(EntityOutcome(index, entity.label, entity.visual_index, float(found.score), box, found.mask))
+            outcomes.append(EntityOutcome(index, entity.label, entity.visual_index, float(found.score), box, found.mask,
+                                          float(found.match)))
         return outcomes
 
     def frame_vector(self, frame: Any) -> np.ndarray:

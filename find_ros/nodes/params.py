@@ -44,6 +44,7 @@ class LocalizationParams(NodeParams):
     keyframe_interval_s: float = 1.0
     keyframe_change_threshold: float = 0.95
     top_k: int = 3
+    rerank_candidates: int = 32         # frames re-scored by grounding per query (0: embedding only)
     continuous: bool = False            # publish when the live view matches an active instruction
     continuous_threshold: float = 0.5
 
@@ -62,6 +63,8 @@ def check(params: Any) -> None:
         raise ValueError(f"image_transport must be 'raw' or 'compressed', got {params.image_transport!r}")
     if params.precision not in ("auto", "fp32", "fp16", "bf16"):
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {params.precision!r}")
+    if getattr(params, "rerank_candidates", 0) < 0:
+        raise ValueError(f"rerank_candidates must be >= 0, got {params.rerank_candidates}")
     for name in ("max_instructions", "memory_capacity", "top_k"):
         if hasattr(params, name) and getattr(params, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(params, name)}")

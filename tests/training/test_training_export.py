@@ -1,0 +1,31 @@
+"""training.export: a self-contained copy whose read-out settings can be set, weights untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.export import export_model, main
+
+
+def test_export_sets_inference_settings_and_keeps_the_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from find_ros.model import FindConfig
+    from find_ros.model.checkpoint import WEIGHTS_NAME
+
+    as_trained = FindConfig.load(tiny_model_dir / "config.json")
+    plain = export_model(tiny_model_dir, tmp_path / "plain")
+    assert FindConfig.load(plain / "config.json").input_size == as_trained.input_size
+    tuned = export_model(tiny_model_dir, tmp_path / "tuned", input_size=as_trained.input_size + 32,
+                         visual_match_blend=0.5)
+    config = FindConfig.load(tuned / "config.json")
+    assert (config.input_size, config.visual_match_blend) == (as_trained.input_size + 32, 0.5)
+    assert (tuned / WEIGHTS_NAME).read_bytes() == (tiny_model_dir / WEIGHTS_NAME).read_bytes()
+
+
+def test_export_refuses_what_is_not_a_read_out_setting(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="num_layers"):
+        export_model(tiny_model_dir, tmp_path / "out", num_layers=2)
+    # An impossible value is named by FindConfig and nothing is written.
+    assert main(["--model", str(tiny_model_dir), "--out", str(tmp_path / "bad"), "--visual-match-blend", "2"]) == 2
+    assert not (tmp_path / "bad").exists()
