@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--max-side", type=_positive_int, default=96, help="long side of those renderings, px (96)")
     query.add_argument("--top-fraction", type=float, default=0.005,
                        help="fraction of most relevant points clustered into the answer (0.005)")
+    query.add_argument("--locate", choices=("grounding", "relevancy"), default="grounding",
+                       help="grounding (default): FIND grounds the query in the rendered training views and the "
+                            "views that match best vote in 3D; relevancy: the field's embeddings alone")
     query.add_argument("--device", default="auto", help="auto, cpu or cuda")
     query.add_argument("--rebuild", action="store_true", help="re-render the point cloud even if cached")
     query.set_defaults(func=run_query)
@@ -56,13 +59,15 @@ def _print(result: dict[str, Any], untrained: bool) -> None:
     if untrained:
         print(f"[UNTRAINED] {UNTRAINED_WARNING}")
     q = result["query"]
-    print(f"best match for {q['kind']} {q['label']!r}: relevancy {result['relevancy']:.3f}, "
+    how = (f"{len(result['grounded_views'])} grounded views agree {result['score']:.2f}"
+           if result["method"] == "grounding" else "by relevancy")
+    print(f"best match for {q['kind']} {q['label']!r} ({how}): relevancy {result['relevancy']:.3f}, "
           f"{result['region_points']} of {result['cloud_points']} points")
     fmt = lambda v: "[" + ", ".join(f"{x:.3f}" for x in v) + "]"  # noqa: E731
     print(f"centre {fmt(result['center'])}  frame: {result['frame']} ({result['frame_note']})")
     print(f"box    min {fmt(result['box']['min'])}  max {fmt(result['box']['max'])}")
     if "ply" in result:
-        print(f"point cloud: {result['ply']} (coloured by relevancy)")
+        print(f"point cloud: {result['ply']} (coloured by {'grounding votes' if result['method'] == 'grounding' else 'relevancy'})")
     print("timing_ms " + " ".join(f"{k}={v}" for k, v in result["timing_ms"].items()))
 
 
@@ -85,7 +90,7 @@ def run_query(args: argparse.Namespace) -> int:
     embedder = run.model.embedder()  # loads FIND: timed apart from the query itself
     run.model.negative_embeddings()
     start = timer.stage("load_find", start)
-    result = answer(run, query, cloud=cloud, out=args.out, top_fraction=args.top_fraction)
+    result = answer(run, query, cloud=cloud, out=args.out, top_fraction=args.top_fraction, method=args.locate)
     timer.stage("query", start)
     result["timing_ms"] = timer.total()
     result["cloud_reused"] = reused

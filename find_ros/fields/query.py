@@ -31,7 +31,7 @@ from torch import Tensor
 from find_ros.fields.loading import LoadedRun
 from find_ros.fields.relevancy import colorize, over_scales
 
-CLOUD_FORMAT = "find_ros.fields/cloud/1"
+CLOUD_FORMAT = "find_ros.fields/cloud/2"
 CLOUD_FILE = "find_field_cloud.safetensors"
 FEATURE_CHUNK = 1 << 15
 
@@ -54,13 +54,20 @@ class CloudSettings:
 
 @dataclass
 class FieldCloud:
-    """Surface points (nerfstudio frame) with colours and per-scale embeddings (N, S, D)."""
+    """Surface points (nerfstudio frame) with colours and per-scale embeddings (N, S, D), and the
+    rendered views they came from: ``view_index`` (V,) training-camera indices, ``view_points``
+    (V, H, W, 3) each pixel's surface point (NaN where the ray hit nothing solid; a view smaller than
+    the largest is padded with NaN), ``view_sizes`` (V, 2) each view's own (H, W): a 2D mask in a
+    view lifts to 3D without rendering again."""
 
     points: Tensor
     colors: Tensor
     features: Tensor
     scales: Tensor
     voxel: float
+    view_index: Tensor
+    view_points: Tensor
+    view_sizes: Tensor
 
 
 @dataclass
@@ -113,7 +120,7 @@ def render_cloud(model: Any, cameras: Any, settings: CloudSettings, progress: bo
 
     count = len(cameras)
     chosen = sorted({int(round(i)) for i in np.linspace(0, count - 1, min(settings.views, count))})
-    points, colors = [], []
+    points, colors, per_view = [], [], []
     for index in tqdm(chosen, desc="rendering views", unit="view", disable=not progress):
         camera = cameras[index : index + 1]
         factor = min(1.0, settings.max_side / float(max(int(camera.width), int(camera.height))))
@@ -124,7 +131,12 @@ def render_cloud(model: Any, cameras: Any, settings: CloudSettings, progress: bo
         surface = model.surface_points(bundle, outputs["depth"].to(model.device))
         points.append(surface[keep].float().cpu())
         colors.append(outputs["rgb"].to(model.device)[keep].float().cpu())
+        per_view.append(torch.where(keep[..., None], surface, torch.nan).float().cpu())
     all_points, all_colors = torch.cat(points), torch.cat(colors)
+    height, width = max(v.shape[0] for v in per_view), max(v.shape[1] for v in per_view)
+    view_points = torch.full((len(per_view), height, width, 3), torch.nan)
+    for k, v in enumerate(per_view):
+        view_points[k, : v.shape[0], : v.shape[1]] = v
     if all_points.shape[0] == 0:
         raise ValueError("the field renders no solid surface from its training cameras: is it trained?")
     # Voxel size from the robust extent (1st-99th percentile): a few rays escaping through an
@@ -136,7 +148,8 @@ def render_cloud(model: Any, cameras: Any, settings: CloudSettings, progress: bo
     scales = model.query_scale_values().float()
     features = torch.cat([model.feature_field.at_scales(chunk.to(model.device), scales.to(model.device)).half().cpu()
                           for chunk in all_points.split(FEATURE_CHUNK)])
-    return FieldCloud(all_points, all_colors, features, scales.cpu(), voxel)
+    sizes = torch.tensor([v.shape[:2] for v in per_view])
+    return FieldCloud(all_points, all_colors, features, scales.cpu(), voxel, torch.tensor(chosen), view_points, sizes)
 
 
 def cloud_for_run(run: LoadedRun, settings: CloudSettings, *, reuse: bool = True,
@@ -157,14 +170,17 @@ def cloud_for_run(run: LoadedRun, settings: CloudSettings, *, reuse: bool = True
                 stored = handle.metadata() or {}
             if {k: stored.get(k) for k in meta} == meta:
                 t = load_file(str(path))
-                return FieldCloud(t["points"], t["colors"], t["features"], t["scales"], float(stored["voxel"])), True
+                return FieldCloud(t["points"], t["colors"], t["features"], t["scales"], float(stored["voxel"]),
+                                  t["view_index"], t["view_points"], t["view_sizes"]), True
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
             pass
     cloud = render_cloud(run.model, run.pipeline.datamanager.train_dataset.cameras, settings, progress)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: a concurrent query reads whole files
     try:
         save_file({"points": cloud.points.contiguous(), "colors": cloud.colors.contiguous(),
-                   "features": cloud.features.contiguous(), "scales": cloud.scales.contiguous()},
+                   "features": cloud.features.contiguous(), "scales": cloud.scales.contiguous(),
+                   "view_index": cloud.view_index.contiguous(), "view_points": cloud.view_points.contiguous(),
+                   "view_sizes": cloud.view_sizes.contiguous()},
                   str(partial), metadata={**meta, "voxel": repr(cloud.voxel)})
         os.replace(partial, path)
     finally:
@@ -240,14 +256,35 @@ def write_ply(path: str | Path, points: np.ndarray, relevancy: np.ndarray) -> Pa
     return path
 
 
+LOCATE_METHODS = ("relevancy", "grounding")
+
+
 def answer(run: LoadedRun, query: Query, *, cloud: FieldCloud, out: str | Path | None = None,
-           top_fraction: float = 0.005) -> dict[str, Any]:
-    """Locate ``query`` in the run's scene; write the relevancy cloud to ``out`` (PLY) if given."""
+           top_fraction: float = 0.005, method: str = "relevancy", votes: Any = None) -> dict[str, Any]:
+    """Locate ``query`` in the run's scene; write the scored cloud to ``out`` (PLY) if given.
+    ``method``: "relevancy" of the field's embeddings to the query's, or "grounding": FIND's
+    grounding in the rendered views lifted into the cloud (:mod:`find_ros.fields.grounded`,
+    ``votes`` its VoteSettings)."""
+    if method not in LOCATE_METHODS:
+        raise ValueError(f"unknown locate method {method!r}; expected one of {', '.join(LOCATE_METHODS)}")
     embedding = embed_query(run.model, query)
     rel, best = score_cloud(run.model, cloud, embedding)
     points = cloud.points.numpy().astype(np.float64)
-    rel_np = rel.numpy().astype(np.float64)
-    region = locate(points, rel_np, cloud.scales.numpy()[best.numpy()], cloud.voxel, top_fraction=top_fraction)
+    scales = cloud.scales.numpy()[best.numpy()]
+    extra: dict[str, Any] = {}
+    if method == "grounding":
+        from find_ros.fields.grounded import VoteSettings, ground_views, training_images, vote
+
+        grounded = ground_views(run.model.embedder().model, training_images(run, cloud), query)
+        score, kept = vote(cloud, grounded, votes or VoteSettings())
+        if not score.any():
+            raise ValueError("FIND grounded the query in none of the views (every mask empty)")
+        views = run.pipeline.datamanager.train_dataset.image_filenames
+        extra["grounded_views"] = [{"image": Path(views[int(cloud.view_index[g.view])]).name,
+                                    "match": round(g.match, 4), "mask_pixels": int(g.mask.sum())} for g in kept]
+    else:
+        score = rel.numpy().astype(np.float64)
+    region = locate(points, score, scales, cloud.voxel, top_fraction=top_fraction)
     transform = run.world_from_nerfstudio()
     members = _apply(transform, points[region.members])  # the box is axis-aligned in the reported frame
     unit = 1.0 if transform is None else float(np.cbrt(abs(np.linalg.det(transform[:3, :3]))))
@@ -259,14 +296,17 @@ def answer(run: LoadedRun, query: Query, *, cloud: FieldCloud, out: str | Path |
                        else "nerfstudio's normalised frame: the run has no dataparser_transforms.json"),
         "center": _apply(transform, region.center[None])[0].round(6).tolist(),
         "box": {"min": members.min(0).round(6).tolist(), "max": members.max(0).round(6).tolist()},
-        "relevancy": round(region.score, 6),
+        "method": method,
+        "score": round(region.score, 6),
+        "relevancy": round(float(rel[region.members].max()), 6),
         "region_points": int(len(region.members)),
         "scale": round(region.scale * unit, 6),
         "cloud_points": int(points.shape[0]),
         "step": run.step,
     }
+    result.update(extra)
     if out is not None:
-        result["ply"] = str(write_ply(out, _apply(transform, points), rel_np))
+        result["ply"] = str(write_ply(out, _apply(transform, points), score))
     return result
 
 

@@ -187,6 +187,14 @@ def test_crop_and_instruction_queries(loaded, scene: Path, tmp_path: Path) -> No
         assert result["frame"] == "world" and result["region_points"] >= 1
         lo, hi, c = (np.array(v) for v in (result["box"]["min"], result["box"]["max"], result["center"]))
         assert bool((lo <= c + 1e-6).all() and (c <= hi + 1e-6).all())
+    # Located by FIND's grounding in the cloud's two rendered views, lifted through their surfaces.
+    assert cloud.view_index.tolist() == [0, len(loaded.pipeline.datamanager.train_dataset) - 1]
+    assert tuple(cloud.view_points.shape[1:3]) == tuple(int(v) for v in cloud.view_sizes.max(0).values)
+    grounded = answer(loaded, Query("text", text="the red cone"), cloud=cloud, method="grounding")
+    assert grounded["method"] == "grounding" and len(grounded["grounded_views"]) == 2
+    assert 0 < grounded["score"] <= 1 and grounded["region_points"] >= 1
+    with pytest.raises(ValueError, match="locate method"):
+        answer(loaded, Query("text", text="the red cone"), cloud=cloud, method="guess")
 
 
 def test_query_command_writes_a_ply_open3d_reads(first_run: Run, field_env: dict[str, str], tmp_path: Path) -> None:
