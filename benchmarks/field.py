@@ -15,8 +15,10 @@ the weights). Figures:
 * ``render_relevancy_s``: one relevancy image (``--render-side`` px long side) of a text query,
   what the viewer renders;
 * ``cloud_s``: the surface point cloud of the query command (``--views`` views at ``--cloud-side``
-  px), built once per checkpoint; ``query_text_s`` / ``query_crop_s``: answering one 3D query on it
-  (embed the query with FIND, relevancy of every point, cluster, centre and box).
+  px), built once per checkpoint; ``query_text_s`` / ``query_crop_s``: answering one 3D query on it,
+  per locate method — ``relevancy`` (embed the query with FIND, relevancy of every point, cluster,
+  centre and box) and ``grounding`` (that, plus FIND grounding in each of the cloud's views and the
+  vote of the best ones).
 
 ``--preset cpu`` is the method's own defaults on this machine (``ns-train find-field`` with no size
 flags); ``--preset small`` the reduced sizes the tests use. ``--set pipeline.model.KEY=VALUE``
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from find_ros.fields.method import find_field_config
     from find_ros.fields.pipeline import distil
     from find_ros.fields.pyramid import crop_grids
-    from find_ros.fields.query import CloudSettings, Query, answer, render_cloud
+    from find_ros.fields.query import LOCATE_METHODS, CloudSettings, Query, answer, render_cloud
     from find_ros.model import resolve_model_dir
     from find_ros.scenes import make_trajectory
 
@@ -182,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         frame = pipeline.datamanager.train_dataset.get_numpy_image(0)[..., :3]
         for kind, query in (("text", Query("text", text="the red cone")),
                             ("crop", Query("crop", crops=[frame[: frame.shape[0] // 3, : frame.shape[1] // 3]]))):
-            answer(run, query, cloud=cloud)  # first call loads nothing new, but warms the code paths
-            start = time.perf_counter()
-            result = answer(run, query, cloud=cloud)
-            emit({"figure": f"query_{kind}_s", "value": round(time.perf_counter() - start, 4), "unit": "s",
-                  "cloud_points": result["cloud_points"], **context}, args.json)
+            for method in LOCATE_METHODS:
+                answer(run, query, cloud=cloud, method=method)  # loads nothing new, warms the code paths
+                start = time.perf_counter()
+                result = answer(run, query, cloud=cloud, method=method)
+                emit({"figure": f"query_{kind}_s", "value": round(time.perf_counter() - start, 4), "unit": "s",
+                      "method": method, "views_grounded": len(cloud.view_index) if method == "grounding" else 0,
+                      "cloud_points": result["cloud_points"], **context}, args.json)
     return 0
 
 

@@ -4,14 +4,19 @@ interleaved instruction)?
 1. **Cloud** (once per checkpoint, cached in the run directory): render the training cameras at a
    reduced size, back-project every ray with enough accumulation to its surface point (origin +
    direction x median depth — the points the feature head was trained on), average into voxels,
-   and evaluate the feature head at every point for each query scale.
+   and evaluate the feature head at every point for each query scale; each view's per-pixel
+   surface points are kept too, for lifting 2D masks.
 2. **Query**: embed it with the FIND model the field was distilled from (text: caption embedding;
    crop: the teacher's own image embedding; instruction: interleave embedding), score every point
    by relevancy against the canonical negatives, best scale per point.
-3. **Region**: the most relevant points (top ``top_fraction``) are clustered (DBSCAN, eps a few
-   voxels); the cluster with the largest total relevancy is the answer: its relevancy-weighted
-   centre and its axis-aligned box, in the dataset's world frame when the run has the dataparser
-   transform (else nerfstudio's normalised frame; the answer says which).
+3. **Locate** (``method``): by default, FIND grounds the query in each view of the cloud and the
+   best-matching views' masks, lifted through the surfaces rendered for those views, vote for
+   cloud points (:mod:`find_ros.fields.grounded`: sharper than the distilled embeddings, see
+   benchmarks/field_accuracy.py); or by the relevancy of step 2 alone.
+4. **Region**: the highest-scoring points (top ``top_fraction``) are clustered (DBSCAN, eps a few
+   voxels); the cluster with the largest total score is the answer: its score-weighted centre and
+   its axis-aligned box, in the dataset's world frame when the run has the dataparser transform
+   (else nerfstudio's normalised frame; the answer says which).
 """
 
 from __future__ import annotations
@@ -260,11 +265,11 @@ LOCATE_METHODS = ("relevancy", "grounding")
 
 
 def answer(run: LoadedRun, query: Query, *, cloud: FieldCloud, out: str | Path | None = None,
-           top_fraction: float = 0.005, method: str = "relevancy", votes: Any = None) -> dict[str, Any]:
+           top_fraction: float = 0.005, method: str = "grounding", votes: Any = None) -> dict[str, Any]:
     """Locate ``query`` in the run's scene; write the scored cloud to ``out`` (PLY) if given.
-    ``method``: "relevancy" of the field's embeddings to the query's, or "grounding": FIND's
-    grounding in the rendered views lifted into the cloud (:mod:`find_ros.fields.grounded`,
-    ``votes`` its VoteSettings)."""
+    ``method``: "grounding" (FIND's grounding in the cloud's rendered views, lifted into the cloud
+    and voted, :mod:`find_ros.fields.grounded`; ``votes`` its VoteSettings), or "relevancy" of the
+    field's embeddings to the query's alone. benchmarks/field_accuracy.py measures both."""
     if method not in LOCATE_METHODS:
         raise ValueError(f"unknown locate method {method!r}; expected one of {', '.join(LOCATE_METHODS)}")
     embedding = embed_query(run.model, query)

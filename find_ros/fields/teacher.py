@@ -18,12 +18,12 @@ by cosine, where FIND's heads put images, proposals, captions and instructions):
 
 Why crops by default — measured with the default model on a synthetic trajectory (7 objects, 40
 views at 320x240, 1000 training steps, ~8-10 minutes on 2 CPU threads, benchmarks/field_accuracy.py;
-"within" = 10% of the objects' extent, 0.138 m): image-crop queries landed within for 3/7 objects
-with the crops teacher and 2/7 with the dense one (6/7 and 5/7 within 10% of the room's extent),
-text queries for 1/7 and 2/7. In 2D the same model picks the right object's crop for 5/7 text
-queries and 7/7 crop queries, so most of what is lost happens in the distillation and the 3D
-read-out, not in FIND (with the first default model, whose 2D text match was 1/7, crop queries
-reached 6/7 and text 0/7 with crops).
+"within" = 10% of the objects' extent, 0.138 m), locating by relevancy alone: image-crop queries
+landed within for 3/7 objects with the crops teacher and 2/7 with the dense one (6/7 and 5/7
+within 10% of the room's extent), text queries for 1/7 and 2/7 (session-2 model, 192 px). Text
+queries by relevancy stay poor with either teacher: a caption embedding barely prefers an object's
+crop over a wall's. That is why `find-ros field query` locates by FIND's grounding in the rendered
+views by default (:mod:`find_ros.fields.grounded`); relevancy still drives the viewer's outputs.
 
 Queries use the same model, in the same space:
 

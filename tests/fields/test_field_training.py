@@ -5,6 +5,7 @@ and `find-ros field query` answers text, crop and interleaved queries with a PLY
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -182,8 +183,11 @@ def test_crop_and_instruction_queries(loaded, scene: Path, tmp_path: Path) -> No
     torch.testing.assert_close(again.features, cloud.features)
     frame = read_rgb(scene / "nerfstudio" / "images" / "frame_00002.png")
     crop = frame[20:50, 30:70]
-    for query in (Query("crop", crops=[crop]), Query("instruction", text="the thing left of <0>", crops=[crop])):
-        result = answer(loaded, query, cloud=cloud)
+    for query, method in itertools.product(
+            (Query("crop", crops=[crop]), Query("instruction", text="the thing left of <0>", crops=[crop])),
+            ("grounding", "relevancy")):
+        result = answer(loaded, query, cloud=cloud, method=method)
+        assert result["method"] == method
         assert result["frame"] == "world" and result["region_points"] >= 1
         lo, hi, c = (np.array(v) for v in (result["box"]["min"], result["box"]["max"], result["center"]))
         assert bool((lo <= c + 1e-6).all() and (c <= hi + 1e-6).all())
