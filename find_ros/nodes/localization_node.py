@@ -135,11 +135,9 @@ class LocalizationNode(PerceptionNode):
             fm.stamp.sec, fm.stamp.nanosec = divmod(match.stamp_ns, 1_000_000_000)
             result.matches.append(fm)
         if matches:
+            if matches[0].entry_id not in grounded:  # re-ranking off, or it could not judge the best
+                ground_remembered(matches[0])
             best = grounded.get(matches[0].entry_id)
-            payload = self.memory.payload(matches[0].entry_id) if best is None else None
-            if best is None and payload is not None:
-                rgb = decode_jpeg(payload)
-                best = (rgb, self.engine.ground(self.engine.encode_frame(rgb), encoded))
             if best is not None:
                 header = result.header.__class__()
                 header.stamp = result.matches[0].stamp
