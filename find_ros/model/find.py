@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from find_ros.instructions import parse_instruction
+from find_ros.instructions import ParsedInstruction, parse_instruction
 from find_ros.model import checkpoint, readout
 from find_ros.model.config import FindConfig
 from find_ros.model.embeddings import (
@@ -237,11 +237,19 @@ class FindModel(nn.Module):
                 seen_visual += 1
         return TokenSet(merged.tokens, merged.groups[order], tuple(merged.labels[i] for i in order))
 
-    def encode_instruction(self, text: str, visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
-        """An interleaved instruction ("the mug left of <0>") with its visual entities: RGB crops or
-        :class:`RegionRef` regions of encoded frames. Errors name what is wrong (ValueError)."""
+    def encode_instruction(self, instruction: str | ParsedInstruction,
+                           visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
+        """An interleaved instruction ("the mug left of <0>", or as :func:`parse_instruction` parsed
+        it) with its visual entities: RGB crops or :class:`RegionRef` regions of encoded frames.
+        Errors name what is wrong (ValueError)."""
         visuals = as_sequence(visuals, "visuals")
-        parsed = parse_instruction(text, len(visuals))
+        if isinstance(instruction, ParsedInstruction):
+            parsed = instruction
+            if set(parsed.visual_indices) != set(range(len(visuals))):
+                raise ValueError(f"the instruction names visual entities {sorted(set(parsed.visual_indices))}, "
+                                 f"but {len(visuals)} were given")
+        else:
+            parsed = parse_instruction(instruction, len(visuals))
         for k, v in enumerate(visuals):
             if isinstance(v, np.ndarray):
                 check_image(v, k)
@@ -395,12 +403,14 @@ class FindModel(nn.Module):
 
     # --------------------------------------------------------------------------------- convenience
 
-    def ground(self, image: ImageEmbeddings, instruction: InstructionEmbeddings | str,
+    def ground(self, image: ImageEmbeddings, instruction: InstructionEmbeddings | ParsedInstruction | str,
                visuals: Sequence[np.ndarray | RegionRef] = ()) -> list[GroundingResult]:
-        """Interleave grounding: one mask (original image size), score and box per entity, per image."""
-        if isinstance(instruction, str):
+        """Interleave grounding: one mask (original image size), score and box per entity, per image;
+        each entity says which ``<k>`` it is (``visual_index``)."""
+        if isinstance(instruction, (str, ParsedInstruction)):
             instruction = self.encode_instruction(instruction, visuals)
-        return self.readout(self.run("interleave_grounding", image, interleave=instruction))
+        return self.readout(self.run("interleave_grounding", image, interleave=instruction),
+                            visual_indices=[e.visual_index for e in instruction.entities])
 
     def ground_phrases(self, image: ImageEmbeddings, phrases: Sequence[str]) -> list[GroundingResult]:
         """Grounded segmentation: one mask per referring phrase."""

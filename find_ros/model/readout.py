@@ -81,14 +81,18 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     return torch.where(targets.has_pixel_ref[:, None], pixel_logits, logits)
 
 
-def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0) -> list[GroundingResult]:
-    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit."""
+def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
+               visual_indices: Sequence[int | None] | None = None) -> list[GroundingResult]:
+    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit.
+    ``visual_indices`` (per target: k of an instruction's ``<k>``, None for text) label the entities."""
     spec = output.prototype.readout
     preds = output.predictions
     targets = match_targets(output)
     count = preds.semantic[spec.targets].shape[1]
     labels = targets.labels if targets is not None else tuple(str(i) for i in range(count))
     has_ref = targets.has_pixel_ref if targets is not None else None
+    if visual_indices is not None and len(visual_indices) != len(labels):
+        raise ValueError(f"{len(visual_indices)} visual indices for {len(labels)} targets")
     results = []
     for b in range(output.image.batch_size):
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
@@ -98,7 +102,8 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0) ->
         entities = [
             EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
                        proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
-                       match=float(logits[g, chosen[g]]))
+                       match=float(logits[g, chosen[g]]),
+                       visual_index=visual_indices[g] if visual_indices is not None else None)
             for g in range(len(labels))
         ]
         results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
@@ -230,13 +235,14 @@ def read_similarity(output: TaskOutput) -> RetrievalResult:
 
 
 def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, **options: Any) -> Any:
-    """The task's read-out of a predicted ``output``: list[GroundingResult] (match),
-    list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`), RetrievalResult
-    (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to match read-outs."""
+    """The task's read-out of a predicted ``output``: list[GroundingResult] (match, ``options`` as
+    :func:`read_match`), list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`),
+    RetrievalResult (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to
+    match read-outs."""
     kind = output.prototype.readout.kind
     with torch.no_grad():
         if kind == "match":
-            return read_match(heads, output, semantic_blend)
+            return read_match(heads, output, semantic_blend, **options)
         if kind == "panoptic":
             return read_panoptic(heads, output, **options)
         if kind == "similarity":

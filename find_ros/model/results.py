@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def mask_box(mask: np.ndarray) -> list[int] | None:
@@ -22,7 +26,8 @@ class EntityMask:
     """The answer for one entity (or phrase, or clicked object): the chosen proposal's mask.
 
     ``score`` is the chosen proposal's probability among all proposals (softmax of the matching
-    logits), ``box`` the mask's box or None when the mask is empty.
+    logits), ``box`` the mask's box or None when the mask is empty. ``is_visual``: the target is an
+    image region (matched in pixel space); ``visual_index``: k when it is an instruction's ``<k>``.
     """
 
     label: str
@@ -34,6 +39,7 @@ class EntityMask:
     # The chosen proposal's matching logit (scaled cosine): unlike ``score``, comparable across
     # images, so it tells in which of several frames the entity is seen best.
     match: float = 0.0
+    visual_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.box is None:
@@ -54,6 +60,21 @@ class GroundingResult:
 
     def to_dict(self) -> dict[str, object]:
         return {"image_size": list(self.image_size), "entities": [e.to_dict() for e in self.entities]}
+
+    def match(self, entity: int | None = None) -> float:
+        """How well this image shows the instruction, comparable across images: the match logit of
+        entity ``entity``, or the mean over all entities (a small object barely moves a whole-image
+        embedding, but its own proposal matches it sharply)."""
+        if entity is not None:
+            return float(self.entities[entity].match)
+        return float(np.mean([e.match for e in self.entities])) if self.entities else float("-inf")
+
+
+def rank_by_match(matches: Sequence[float | None]) -> list[int]:
+    """Positions of images best match (:meth:`GroundingResult.match`) first, ties in the given
+    order; an image that could not be grounded (None) ranks after every grounded one."""
+    judged = sorted((i for i, m in enumerate(matches) if m is not None), key=lambda i: -matches[i])
+    return judged + [i for i, m in enumerate(matches) if m is None]
 
 
 @dataclass

@@ -328,7 +328,7 @@ def test_a_query_uses_the_find_model_the_field_learnt_from(tiny_find: Path) -> N
 
 
 def test_locate_finds_the_relevant_cluster() -> None:
-    from find_ros.fields.query import locate
+    from find_ros.fields.locate import locate
 
     rng = np.random.default_rng(1)
     background = rng.uniform(-1, 1, size=(5000, 3))
@@ -357,8 +357,9 @@ def _plane_cloud(views: int):
 
 
 def test_grounding_votes_lift_masks_and_the_views_that_agree_win() -> None:
-    from find_ros.fields.grounded import GroundedView, VoteSettings, vote
-    from find_ros.fields.query import locate
+    from find_ros.fields.grounded import GroundedView, vote
+    from find_ros.fields.locate import locate
+    from find_ros.fields.query import VoteSettings
 
     cloud = _plane_cloud(4)
     left, right = np.zeros((60, 80), bool), np.zeros((60, 80), bool)  # masks at 4x the view size
@@ -377,8 +378,8 @@ def test_grounding_votes_lift_masks_and_the_views_that_agree_win() -> None:
 
 
 def test_grounding_instruction_for_each_query_kind() -> None:
-    from find_ros.fields.grounded import VoteSettings, instruction_for
-    from find_ros.fields.query import Query
+    from find_ros.fields.grounded import instruction_for
+    from find_ros.fields.query import Query, VoteSettings
 
     crop = np.zeros((8, 8, 3), np.uint8)
     assert instruction_for(Query("text", text="the red [cone]")) == ("[the red (cone)]", [])

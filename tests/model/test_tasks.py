@@ -136,6 +136,7 @@ def test_interleave_grounding_entities_crop_and_region(model, rgb, crop) -> None
     assert out.predictions.pixel["entity"].shape == (1, model.config.num_object_queries, model.config.mask_dim)
     result = model.ground(frame, instruction)[0]
     assert [e.is_visual for e in result.entities] == [False, True, True]
+    assert [e.visual_index for e in result.entities] == [None, 0, 1]  # which <k> each entity is
     _check_entities(result, (48, 80), model.config.num_object_queries)
     # The same instruction embeddings serve another frame (encode once, reuse).
     again = model.ground(earlier, instruction)[0]
