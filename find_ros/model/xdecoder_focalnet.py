@@ -209,18 +209,20 @@ class XDecoderFocalNet(nn.Module):
                 x = stage.downsample(x.permute(0, 3, 1, 2))
         return maps
 
-    # ------------------------------------------------------------------------------------- files
-
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (the layout :func:`load_backbone` reads)."""
-        from safetensors.torch import save_file
+        """Write the ``vision/`` layout :func:`load_backbone` reads."""
+        return save_backbone(directory, self.spec, self.state_dict())
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "config.json").write_text(json.dumps(self.spec.to_dict(), indent=2) + "\n")
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-        return directory
+
+def save_backbone(directory: str | Path, spec: FocalNetSpec, state: dict[str, Tensor]) -> Path:
+    """``config.json`` (the spec, ``model_type`` ``xdecoder_focalnet``) + ``model.safetensors``."""
+    from find_ros.model.checkpoint import save_weights
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    save_weights(state, directory / "model.safetensors")
+    return directory
 
 
 def is_backbone_dir(directory: str | Path) -> bool:
