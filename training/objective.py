@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from find_ros.model import FindModel, ImageEmbeddings, RegionRef
-from find_ros.model.heads import Predictions, match_logits
+from find_ros.model.heads import Predictions
+from find_ros.model.readout import class_logits, match_logits
 from training.cache import unstored
 from training.data.items import TrainItem
 from training.losses import (
@@ -60,12 +61,6 @@ def input_grid_masks(masks: np.ndarray, image: ImageEmbeddings, index: int) -> T
     shrink = rh < x.shape[-2] or rw < x.shape[-1]
     x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=shrink)[0]
     return F.pad(x.clamp_(0, 1), (0, pw - rw, 0, ph - rh))
-
-
-def class_logits(model: FindModel, proposals: Tensor, classes: Tensor) -> Tensor:
-    """(Q, C+1) logits of proposals' semantic embeddings against the classes and "no object",
-    the same scores FindModel's panoptic read-out uses."""
-    return model.heads.similarity(proposals, torch.cat([classes, model.heads.void_embedding[None].to(classes.dtype)]))
 
 
 class FindObjective(nn.Module):
@@ -126,7 +121,7 @@ class FindObjective(nn.Module):
                 labels = torch.as_tensor(items[i].labels, device=masks.device)
                 targets += len(labels)
                 for layer in self._layers(out):
-                    logits = class_logits(self.model, layer.semantic["object"][j], layer.semantic["class"][j])
+                    logits = class_logits(self.model.heads, layer.semantic["object"][j], layer.semantic["class"][j])
                     part = generic_segmentation_loss(logits, layer.masks["object"][j], labels, masks,
                                                      self._weights("generic_segmentation"), self.losses.points)
                     parts.append({**part, "image": i})
@@ -136,12 +131,9 @@ class FindObjective(nn.Module):
         """Grounding losses of one single-image run: targets are the query set the read-out matches
         (``rows`` of it, when some targets have no truth), proposals the query set with masks."""
         spec = out.prototype.readout
-        prompts = out.prompts[out.prototype.query(spec.targets).per_group_of]
-        refs = prompts.pixel_refs[0] if prompts.pixel_refs is not None else None
         parts = []
         for layer in self._layers(out):
-            logits = match_logits(self.model.heads, layer.semantic[spec.proposals][0], layer.pixel[spec.proposals][0],
-                                  layer.semantic[spec.targets][0], refs, prompts.has_pixel_ref)
+            logits = match_logits(self.model.heads, out, layer)  # what the read-out matches, blend 0 as trained
             if rows is not None:
                 logits = logits[rows]
             part = grounding_loss(logits.T, layer.masks[spec.proposals][0], truth, self._weights(task), self.losses.points)

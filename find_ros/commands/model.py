@@ -136,10 +136,8 @@ def run_ground(args: argparse.Namespace) -> int:
         t = timer.stage("encode_image", t)
         instruction = model.encode_instruction(args.text, crops)
         t = timer.stage("encode_instruction", t)
-        output = model.run_interface("interleave_grounding", frame, interleave=instruction)
-        t = timer.stage("interface", t)
-        result = model.readout(model.predict(output))[0]
-        timer.stage("heads", t)
+        result = model.ground(frame, instruction)[0]
+        timer.stage("ground", t)
     entities = [e.to_dict() for e in result.entities]
     if args.save_overlay:
         _overlay(args.save_overlay, image, result.entities)
@@ -169,11 +167,9 @@ def run_segment(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         frame = model.encode_image(image)
         t = timer.stage("encode_image", t)
-        output = model.run_interface("generic_segmentation", frame, **{"class": classes})
-        t = timer.stage("interface", t)
-        result = model.readout(model.predict(output), stuff=stuff, object_threshold=args.threshold,
+        result = model.segment(frame, classes, stuff=stuff, object_threshold=args.threshold,
                                overlap_threshold=args.overlap)[0]
-        timer.stage("heads", t)
+        timer.stage("segment", t)
     if args.save_overlay:
         from find_ros.overlay import Drawn
 

@@ -1,4 +1,5 @@
-"""FIND for find_ros: frozen foundation models + a trained interface (see find.py for the API).
+"""FIND for find_ros: frozen foundation models + a trained interface (the API: find.py; building
+and loading: build.py; read-outs: readout.py).
 
 Imports torch and transformers only (never rclpy or nerfstudio).
 """

@@ -11,7 +11,7 @@ this class and nothing below it::
     sims = model.retrieve(frames, ["a red mug"]).similarity           # (images, queries)
     out = model.run("interleave_grounding", frame, interleave=instr)  # any registered task, raw outputs
 
-Construction and files
+Construction and files (:mod:`find_ros.model.build`; these methods call it)
     ``FindModel.from_pretrained(path, device="auto", dtype=None) -> FindModel``
     ``FindModel.from_config(config, *, base_dir=None, device="auto", dtype=None, seed=None)``
     (fresh, untrained interface), ``save_pretrained(path, *, include_encoders=False) -> Path``.
@@ -26,7 +26,8 @@ Encoding (reusable values, see :mod:`find_ros.model.embeddings`)
 
 Tasks
     ``run(task, image_embeddings, **prompts) -> TaskOutput`` for any registered prototype
-    (:mod:`find_ros.model.prototypes`); ``readout(output)`` applies the task's read-out.
+    (:mod:`find_ros.model.prototypes`); ``readout(output)`` applies the task's read-out
+    (:mod:`find_ros.model.readout`).
     Convenience: ``ground`` / ``ground_phrases`` / ``segment_interactive`` -> list[GroundingResult],
     ``segment`` -> list[SegmentationResult], ``embed_images`` / ``embed_captions`` /
     ``embed_instructions`` -> unit vectors, ``retrieve`` -> RetrievalResult.
@@ -38,7 +39,6 @@ encoders never get gradients. In eval mode every call runs without autograd.
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from find_ros.instructions import parse_instruction
-from find_ros.model import checkpoint
+from find_ros.model import checkpoint, readout
 from find_ros.model.config import FindConfig
 from find_ros.model.embeddings import (
     ImageEmbeddings,
@@ -60,90 +60,14 @@ from find_ros.model.embeddings import (
     TokenSet,
     VisualClass,
 )
-from find_ros.model.encoders import (
-    PACKAGED_MODELS,
-    HFLanguageEncoder,
-    HFVisionEncoder,
-    TextEncoding,
-    load_language_encoder,
-    load_vision_encoder,
-    quiet_transformers,
-    resolve_model_source,
-)
-from find_ros.model.heads import (
-    Heads,
-    Predictions,
-    cosine_matrix,
-    instances,
-    match_logits,
-    panoptic_merge,
-    semantic_map,
-    upsample_masks,
-)
+from find_ros.model.encoders import HFLanguageEncoder, HFVisionEncoder, TextEncoding
+from find_ros.model.heads import Heads, Predictions
+from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepare_images
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.neck import PixelDecoder
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
-from find_ros.model.results import EntityMask, GroundingResult, RetrievalResult, SegmentationResult
+from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult
 from find_ros.model.sampler import EmbeddingSampler, InterleaveText
-
-MAX_IMAGE_SIDE = 16384  # larger "images" are almost surely a wrong array, not a photo
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {str(device)!r}: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
-    return device
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if isinstance(dtype, str):
-        names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-        if dtype not in names:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
-        dtype = names[dtype]
-    if device.type == "cpu" and dtype == torch.float16:
-        raise ValueError("float16 is not supported on CPU; use float32 or bfloat16")
-    return dtype
-
-
-def _check_image(image: Any, index: int) -> np.ndarray:
-    where = f"image {index}"
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"{where}: expected an RGB uint8 numpy array (H, W, 3), got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{where}: expected dtype uint8, got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{where}: expected shape (H, W, 3), got {image.shape}")
-    if min(image.shape[:2]) < 1 or max(image.shape[:2]) > MAX_IMAGE_SIDE:
-        raise ValueError(f"{where}: size {image.shape[1]}x{image.shape[0]} outside 1..{MAX_IMAGE_SIDE} pixels")
-    return image
-
-
-def _as_image_list(images: Any) -> list[np.ndarray]:
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
-    elif isinstance(images, np.ndarray):
-        images = [images]
-    if not isinstance(images, (list, tuple)) or not images:
-        raise ValueError("encode_image needs an RGB uint8 array (H, W, 3), a non-empty list of them, or (B, H, W, 3)")
-    return [_check_image(img, i) for i, img in enumerate(images)]
-
-
-def _as_sequence(value: Any, what: str) -> list:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
-    return list(value)
 
 
 @dataclass
@@ -177,76 +101,35 @@ class FindModel(nn.Module):
         self.eval()
 
     # ------------------------------------------------------------------------ building and files
+    # Thin doors to find_ros.model.build (imported on call: build imports this module).
 
     @classmethod
     def from_config(cls, config: FindConfig, *, base_dir: str | Path | None = None, device: str | torch.device = "auto",
                     dtype: str | torch.dtype | None = None, seed: int | None = None) -> FindModel:
         """Load the encoders the config names and initialise a fresh (untrained) interface."""
-        vision = load_vision_encoder(config.vision_model, base_dir)
-        language = load_language_encoder(config.language_model, config.language_layer, base_dir)
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            model = cls(config, vision, language)
-        model.source_dir = Path(base_dir) if base_dir is not None else None
-        return model.place(device, dtype)
+        from find_ros.model import build
+
+        return build.from_config(config, base_dir=base_dir, device=device, dtype=dtype, seed=seed)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto",
                         dtype: str | torch.dtype | None = None) -> FindModel:
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"model directory not found: {path}")
-        config = FindConfig.load(path / checkpoint.CONFIG_NAME)
-        state = checkpoint.load_weights(path / checkpoint.WEIGHTS_NAME)  # fail fast, before big encoders load
-        vision = load_vision_encoder(config.vision_model, path)
-        language = load_language_encoder(config.language_model, config.language_layer, path)
-        model = cls(config, vision, language)
-        expected = checkpoint.trainable_state(model.state_dict())
-        checkpoint.check_state(expected, state, str(path / checkpoint.WEIGHTS_NAME))
-        model.load_state_dict(state, strict=False)
-        model.source_dir = path
-        return model.place(device, dtype)
+        """The model saved in directory ``path`` (config.json + model.safetensors)."""
+        from find_ros.model import build
+
+        return build.from_pretrained(path, device, dtype)
 
     def save_pretrained(self, path: str | Path, *, include_encoders: bool = False) -> Path:
-        """Write config.json + model.safetensors. With ``include_encoders`` the frozen encoders are
-        saved into ``vision/`` and ``language/`` and the config points there (self-contained);
-        otherwise it names them as they were loaded (directories as absolute paths)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        config = FindConfig.from_dict(self.config.to_dict())
-        if include_encoders:
-            for sub, encoder in ((checkpoint.VISION_DIR, self.vision_encoder), (checkpoint.LANGUAGE_DIR, self.language_encoder)):
-                target = path / sub
-                if target.exists():
-                    shutil.rmtree(target)
-                with quiet_transformers():
-                    encoder.model.save_pretrained(target)
-                    if hasattr(encoder, "tokenizer"):
-                        encoder.tokenizer.save_pretrained(target)
-            config.vision_model, config.language_model = checkpoint.VISION_DIR, checkpoint.LANGUAGE_DIR
-        else:
-            config.vision_model = self._portable_reference(config.vision_model, path)
-            config.language_model = self._portable_reference(config.language_model, path)
-        checkpoint.save_weights(checkpoint.trainable_state(self.state_dict()), path / checkpoint.WEIGHTS_NAME)
-        config.save(path / checkpoint.CONFIG_NAME)
-        return path
+        """Write config.json + model.safetensors (and the encoders with ``include_encoders``)."""
+        from find_ros.model import build
 
-    def _portable_reference(self, name: str, target: Path) -> str:
-        """How the saved config should name an encoder: packaged and hub names as they are, a
-        directory inside the target relative to it (the model dir can move), others absolute."""
-        if name in PACKAGED_MODELS:
-            return name
-        source = Path(resolve_model_source(name, self.source_dir))
-        if not source.is_dir():
-            return name
-        source = source.resolve()
-        return str(source.relative_to(target.resolve())) if source.is_relative_to(target.resolve()) else str(source)
+        return build.save_pretrained(self, path, include_encoders=include_encoders)
 
     def place(self, device: str | torch.device = "auto", dtype: str | torch.dtype | None = None) -> FindModel:
-        device = resolve_device(device)
-        self.to(device=device, dtype=resolve_dtype(dtype, device))
-        return self
+        """Move to ``device`` ("auto": CUDA when present) and ``dtype`` (None: bf16/fp16 on GPU, fp32 on CPU)."""
+        from find_ros.model import build
+
+        return build.place(self, device, dtype)
 
     @property
     def device(self) -> torch.device:
@@ -296,37 +179,24 @@ class FindModel(nn.Module):
 
     def encode_image(self, images: np.ndarray | Sequence[np.ndarray]) -> ImageEmbeddings:
         """Encode RGB uint8 images once; the result serves every task on these frames."""
-        return self._encode_images(_as_image_list(images), self.config.input_size)
+        return self._encode_images(as_image_list(images), self.config.input_size)
 
     def _encode_images(self, images: list[np.ndarray], long_side: int) -> ImageEmbeddings:
-        div = self.config.size_divisibility
         vision = self.vision_encoder
-        mean = torch.tensor(vision.pixel_mean, device=self.device).view(3, 1, 1)
-        std = torch.tensor(vision.pixel_std, device=self.device).view(3, 1, 1)
-        sizes, resized, tensors = [], [], []
-        for img in images:
-            h, w = img.shape[:2]
-            scale = long_side / max(h, w)
-            rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
-            x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1).float().div_(255)
-            x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=scale < 1)[0]
-            tensors.append((x.clamp_(0, 1) - mean) / std)
-            sizes.append((h, w))
-            resized.append((rh, rw))
-        ph = -(-max(r[0] for r in resized) // div) * div
-        pw = -(-max(r[1] for r in resized) // div) * div
-        pixels = torch.stack([F.pad(t, (0, pw - t.shape[2], 0, ph - t.shape[1])) for t in tensors]).to(self.dtype)
-        maps = vision(pixels)
+        prepared = prepare_images(images, long_side, self.config.size_divisibility, vision.pixel_mean,
+                                  vision.pixel_std, self.device, self.dtype)
+        maps = vision(prepared.pixels)
         with self._autograd() as grad:
-            levels, pixel = self.neck([self._from_frozen(m, grad) for m in maps], (ph, pw))
-        return ImageEmbeddings(levels=tuple(levels), pixel=pixel, image_sizes=tuple(sizes), resized_sizes=tuple(resized))
+            levels, pixel = self.neck([self._from_frozen(m, grad) for m in maps], tuple(prepared.pixels.shape[-2:]))
+        return ImageEmbeddings(levels=tuple(levels), pixel=pixel, image_sizes=prepared.image_sizes,
+                               resized_sizes=prepared.resized_sizes)
 
     # ------------------------------------------------------------------------------------ prompts
 
     def encode_texts(self, texts: Sequence[str], *, template: str | None = None, max_tokens: int | None = None) -> TokenSet:
         """One token group per text (captions, phrases, class descriptions), the LM's chosen layer
         projected to the interface; longer texts are cut at ``max_tokens``."""
-        texts = _as_sequence(texts, "texts")
+        texts = as_sequence(texts, "texts")
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"text {i} is empty or not a string")
@@ -341,7 +211,7 @@ class FindModel(nn.Module):
         """Class names (embedded as "Describe the concept of {c}."; with ``use_template=False`` the
         texts as they are, for long class descriptions) or :class:`VisualClass` example regions;
         one group per class, in the given order."""
-        classes = _as_sequence(classes, "classes")
+        classes = as_sequence(classes, "classes")
         if not classes:
             raise ValueError("no classes given")
         names = [c for c in classes if isinstance(c, str)]
@@ -370,11 +240,11 @@ class FindModel(nn.Module):
     def encode_instruction(self, text: str, visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
         """An interleaved instruction ("the mug left of <0>") with its visual entities: RGB crops or
         :class:`RegionRef` regions of encoded frames. Errors name what is wrong (ValueError)."""
-        visuals = _as_sequence(visuals, "visuals")
+        visuals = as_sequence(visuals, "visuals")
         parsed = parse_instruction(text, len(visuals))
         for k, v in enumerate(visuals):
             if isinstance(v, np.ndarray):
-                _check_image(v, k)
+                check_image(v, k)
             elif not isinstance(v, RegionRef):
                 raise ValueError(f"visual entity <{k}> must be an RGB uint8 crop or a RegionRef, got {type(v).__name__}")
         layout = InterleaveText(parsed, self.config.placeholder_word)
@@ -410,7 +280,7 @@ class FindModel(nn.Module):
             return self.sampler.region_embeddings([RegionRef(image, mask=m, index=index) for m in masks])[0]
 
     def encode_spatial(self, image: ImageEmbeddings, prompts: Sequence[SpatialPrompt]) -> TokenSet:
-        prompts = _as_sequence(prompts, "spatial prompts")
+        prompts = as_sequence(prompts, "spatial prompts")
         if any(not isinstance(p, SpatialPrompt) for p in prompts):
             raise ValueError("spatial prompts must be SpatialPrompt objects")
         with self._autograd():
@@ -428,7 +298,7 @@ class FindModel(nn.Module):
                 raise ValueError(f"prompt {name!r}: spatial prompts need image embeddings")
             return self.encode_spatial(image, value)
         if source == "interleave":
-            items = [value] if isinstance(value, InstructionEmbeddings) else _as_sequence(value, f"prompt {name!r}")
+            items = [value] if isinstance(value, InstructionEmbeddings) else as_sequence(value, f"prompt {name!r}")
             if any(not isinstance(i, InstructionEmbeddings) for i in items):
                 raise ValueError(f"prompt {name!r} takes InstructionEmbeddings from encode_instruction")
             if not items:
@@ -511,87 +381,17 @@ class FindModel(nn.Module):
     # ----------------------------------------------------------------------------------- read-outs
 
     def readout(self, output: TaskOutput, **options: Any) -> Any:
-        """The task's read-out: list[GroundingResult] (match), list[SegmentationResult] (panoptic),
-        RetrievalResult (similarity), or the TaskOutput itself (none)."""
+        """The task's read-out (:func:`find_ros.model.readout.read`): list[GroundingResult] (match),
+        list[SegmentationResult] (panoptic), RetrievalResult (similarity), or the TaskOutput itself."""
         if output.predictions is None:
             output = self.predict(output)
-        kind = output.prototype.readout.kind
-        with torch.no_grad():
-            if kind == "match":
-                return self._read_match(output)
-            if kind == "panoptic":
-                return self._read_panoptic(output, **options)
-            if kind == "similarity":
-                spec = output.prototype.readout
-                images = output.predictions.semantic[spec.proposals][:, 0]
-                queries = output.predictions.semantic[spec.targets][0]
-                return self.compare(images, queries)
-        return output
-
-    def _read_match(self, output: TaskOutput) -> list[GroundingResult]:
-        spec = output.prototype.readout
-        preds = output.predictions
-        grouped_by = output.prototype.query(spec.targets).per_group_of
-        targets = output.prompts[grouped_by] if grouped_by else None
-        labels = targets.labels if targets is not None else tuple(str(i) for i in range(preds.semantic[spec.targets].shape[1]))
-        results = []
-        for b in range(output.image.batch_size):
-            refs = None
-            if targets is not None and targets.pixel_refs is not None:
-                refs = targets.pixel_refs[b if targets.pixel_refs.shape[0] > 1 else 0]
-            logits = match_logits(self.heads, preds.semantic[spec.proposals][b], preds.pixel[spec.proposals][b],
-                                  preds.semantic[spec.targets][b], refs,
-                                  targets.has_pixel_ref if targets is not None else None,
-                                  self.config.visual_match_blend).float()
-            probs = logits.softmax(-1)
-            chosen = logits.argmax(-1)
-            masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
-            has_ref = targets.has_pixel_ref if targets is not None and targets.has_pixel_ref is not None else None
-            entities = [
-                EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
-                           proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
-                           match=float(logits[g, chosen[g]]))
-                for g in range(len(labels))
-            ]
-            results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
-        return results
-
-    def _read_panoptic(self, output: TaskOutput, *, stuff: Sequence[str] = (), object_threshold: float = 0.8,
-                       overlap_threshold: float = 0.8, top_k: int = 100,
-                       modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
-        bad = set(modes) - {"panoptic", "semantic", "instance"}
-        if bad:
-            raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
-        spec = output.prototype.readout
-        preds = output.predictions
-        grouped_by = output.prototype.query(spec.targets).per_group_of
-        if grouped_by is None:
-            raise ValueError("a panoptic read-out needs class queries declared per_group_of a class prompt")
-        classes = output.prompts[grouped_by]
-        labels = classes.labels
-        thing = [label not in set(stuff) for label in labels]
-        void = self.heads.void_embedding[None]
-        results = []
-        for b in range(output.image.batch_size):
-            class_emb = torch.cat([preds.semantic[spec.targets][b], void])  # C classes + "no object"
-            class_logits = self.heads.similarity(preds.semantic[spec.proposals][b], class_emb).float()
-            masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
-            panoptic, segments = (panoptic_merge(masks, class_logits, labels, thing, object_threshold, overlap_threshold)
-                                  if "panoptic" in modes else (None, []))
-            results.append(SegmentationResult(
-                image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
-                semantic=semantic_map(masks, class_logits) if "semantic" in modes else None,
-                instances=instances(masks, class_logits, labels, top_k) if "instance" in modes else [],
-            ))
-        return results
+        return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend, **options)
 
     @staticmethod
     def compare(images: Tensor, queries: Tensor) -> RetrievalResult:
         """Cosine similarities of image vectors (I, D) to query vectors (M, D), e.g. from
         :meth:`embed_images` and :meth:`embed_captions` computed at different times."""
-        return RetrievalResult(similarity=cosine_matrix(images, queries).cpu().numpy(),
-                               image_embeddings=F.normalize(images.float(), dim=-1),
-                               query_embeddings=F.normalize(queries.float(), dim=-1))
+        return readout.compare(images, queries)
 
     # --------------------------------------------------------------------------------- convenience
 
@@ -640,7 +440,7 @@ class FindModel(nn.Module):
     def retrieve(self, image: ImageEmbeddings, queries: Sequence[str] | Sequence[InstructionEmbeddings]) -> RetrievalResult:
         """Similarity of every image to every query: captions (image–text retrieval) or
         InstructionEmbeddings (interleave retrieval)."""
-        queries = _as_sequence(queries, "queries")
+        queries = as_sequence(queries, "queries")
         if queries and all(isinstance(q, str) for q in queries):
             return self.compare(self.embed_images(image, "image_text_retrieval"), self.embed_captions(queries))
         if queries and all(isinstance(q, InstructionEmbeddings) for q in queries):

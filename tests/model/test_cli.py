@@ -65,7 +65,7 @@ def test_ground_json_with_crop_and_overlay(tiny_dir, files) -> None:
     for e in out["entities"]:
         assert set(e) == {"label", "score", "box", "mask_area"} and 0 < e["score"] <= 1
         assert e["box"] is None or (len(e["box"]) == 4 and 0 <= e["box"][0] < e["box"][2] <= 64)
-    assert {"load_model", "encode_image", "encode_instruction", "interface", "heads", "total"} <= set(out["timing_ms"])
+    assert {"load_model", "encode_image", "encode_instruction", "ground", "total"} <= set(out["timing_ms"])
     assert out["model"]["untrained"] is True and "UNTRAINED" in out["warning"] and "UNTRAINED" in done.stderr
     assert read_rgb(overlay).shape == (40, 64, 3)
 

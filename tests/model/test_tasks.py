@@ -145,14 +145,16 @@ def test_interleave_grounding_entities_crop_and_region(model, rgb, crop) -> None
 def test_grounding_read_out_is_argmax_matching(model, rgb) -> None:
     """The chosen proposal is the argmax of the target's similarity to every proposal, and its mask
     is that proposal's mask logit > 0 at image size (paper eq. 10-12)."""
-    from find_ros.model.heads import match_logits, upsample_masks
+    from find_ros.model.readout import match_logits, upsample_masks
 
     emb = model.encode_image(rgb)
     out = model.run("grounded_segmentation", emb, text=["a red mug"])
     p = out.predictions
     with torch.no_grad():
-        logits = match_logits(model.heads, p.semantic["grounding"][0], p.pixel["grounding"][0], p.semantic["text"][0], None, None)
+        logits = match_logits(model.heads, out, p)
+        semantic = model.heads.similarity(p.semantic["text"][0], p.semantic["grounding"][0])
     assert not logits.requires_grad
+    assert torch.equal(logits, semantic)  # text targets match by semantic similarity
     best = int(logits[0].argmax())
     entity = model.readout(out)[0].entities[0]
     assert entity.proposal == best
@@ -168,7 +170,7 @@ def test_visual_entity_read_out_blends_pixel_and_semantic_matching(model, rgb, c
     semantic logits (blend 0: the paper's pixel matching); a text entity always matches semantically."""
     import dataclasses
 
-    from find_ros.model.heads import match_logits
+    from find_ros.model.readout import match_logits
 
     frame = model.encode_image(rgb)
     instruction = model.encode_instruction("[the red mug] near <0>", [crop])
@@ -178,8 +180,7 @@ def test_visual_entity_read_out_blends_pixel_and_semantic_matching(model, rgb, c
     with torch.no_grad():
         semantic = model.heads.similarity(p.semantic[spec.targets][0], p.semantic[spec.proposals][0])
         pixel = model.heads.similarity(targets.pixel_refs[0], p.pixel[spec.proposals][0])
-        blended = match_logits(model.heads, p.semantic[spec.proposals][0], p.pixel[spec.proposals][0],
-                               p.semantic[spec.targets][0], targets.pixel_refs[0], targets.has_pixel_ref, blend)
+        blended = match_logits(model.heads, out, p, 0, blend)
     assert torch.allclose(blended[0], semantic[0]) and torch.allclose(blended[1], (1 - blend) * pixel[1] + blend * semantic[1])
     original = model.config
     model.config = dataclasses.replace(original, visual_match_blend=blend)

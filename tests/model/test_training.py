@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from find_ros.model import FindModel
-from find_ros.model.heads import match_logits
+from find_ros.model.readout import match_logits
 from find_ros.model.losses import (
     contrastive,
     dice_loss,
@@ -42,8 +42,7 @@ def test_training_step_changes_interface_and_never_the_encoders(tiny_dir, rgb, c
         proposals, entities = hungarian_match(pairwise_mask_cost(masks, target))
         order = np.argsort(entities)
         chosen = torch.as_tensor(proposals[order])
-        logits = match_logits(model.heads, pred.semantic["entity"][0], pred.pixel["entity"][0], pred.semantic["interleave"][0],
-                              None, None)
+        logits = match_logits(model.heads, out, pred)
         loss = loss + 0.4 * grounding_ce(logits, chosen) + sigmoid_bce(masks[chosen], target).mean() \
             + dice_loss(masks[chosen], target).mean()
     # A retrieval term too, so that the global query and the caption path get gradients.

@@ -1,0 +1,244 @@
+"""Every task's read-out: from the heads' predictions to masks, scores and similarities.
+
+The prototype's ``readout`` says which kind (:class:`find_ros.model.prototypes.ReadoutSpec`):
+
+* ``match`` (paper eq. 10-12): each target (entity, phrase, clicked object) takes the proposal it
+  matches best; visual entities and clicks match in pixel space against their region's pixel
+  embedding, as the authors do, text by semantic similarity. :func:`match_logits` is that score;
+  training's grounding loss uses the same function, so it trains what inference reads.
+* ``panoptic``: Mask2Former's panoptic merge, semantic and instance inference over class logits
+  (:func:`class_logits`, shared with training's generic-segmentation loss).
+* ``similarity``: cosine similarity matrices for retrieval.
+
+Read-outs return the plain values of :mod:`find_ros.model.results`, at each image's original size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from find_ros.model.embeddings import ImageEmbeddings, TokenSet
+from find_ros.model.heads import Heads, Predictions
+from find_ros.model.results import (
+    EntityMask,
+    GroundingResult,
+    Instance,
+    RetrievalResult,
+    Segment,
+    SegmentationResult,
+    mask_box,
+)
+
+if TYPE_CHECKING:
+    from find_ros.model.find import TaskOutput
+
+SEGMENTATION_MODES = ("panoptic", "semantic", "instance")
+
+
+def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int) -> Tensor:
+    """Mask logits (N, H/4, W/4) of image ``index`` → (N, H, W) at its original size (float32)."""
+    if mask_logits.shape[0] == 0:
+        h, w = image.image_sizes[index]
+        return mask_logits.new_zeros(0, h, w, dtype=torch.float32)
+    rh, rw = image.resized_sizes[index]
+    x = F.interpolate(mask_logits[None].float(), size=image.input_size, mode="bilinear", align_corners=False)
+    x = x[..., :rh, :rw]
+    return F.interpolate(x, size=image.image_sizes[index], mode="bilinear", align_corners=False)[0]
+
+
+# ------------------------------------------------------------------------------------------- match
+
+
+def match_targets(output: TaskOutput) -> TokenSet | None:
+    """The prompt whose groups the read-out's targets stand for (None: targets are numbered)."""
+    grouped_by = output.prototype.query(output.prototype.readout.targets).per_group_of
+    return output.prompts[grouped_by] if grouped_by else None
+
+
+def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, index: int = 0,
+                 semantic_blend: float = 0.0) -> Tensor:
+    """(G, P) logits of each read-out target of image ``index`` against every proposal: scaled
+    cosine of semantic embeddings, or, for targets that are image regions, of the region's pixel
+    embedding against the proposals' pixel embeddings, mixed with ``semantic_blend`` of the semantic
+    logits (0: pixel only, as trained). ``predictions`` may be any layer's (deep supervision)."""
+    spec = output.prototype.readout
+    proposal_semantic = predictions.semantic[spec.proposals][index]
+    logits = heads.similarity(predictions.semantic[spec.targets][index], proposal_semantic)
+    targets = match_targets(output)
+    if targets is None or targets.pixel_refs is None or targets.has_pixel_ref is None \
+            or not bool(targets.has_pixel_ref.any()):
+        return logits
+    refs = targets.pixel_refs[index if targets.pixel_refs.shape[0] > 1 else 0]
+    pixel_logits = heads.similarity(refs, predictions.pixel[spec.proposals][index])
+    if semantic_blend:
+        pixel_logits = (1.0 - semantic_blend) * pixel_logits + semantic_blend * logits
+    return torch.where(targets.has_pixel_ref[:, None], pixel_logits, logits)
+
+
+def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0) -> list[GroundingResult]:
+    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit."""
+    spec = output.prototype.readout
+    preds = output.predictions
+    targets = match_targets(output)
+    count = preds.semantic[spec.targets].shape[1]
+    labels = targets.labels if targets is not None else tuple(str(i) for i in range(count))
+    has_ref = targets.has_pixel_ref if targets is not None else None
+    results = []
+    for b in range(output.image.batch_size):
+        logits = match_logits(heads, output, preds, b, semantic_blend).float()
+        probs = logits.softmax(-1)
+        chosen = logits.argmax(-1)
+        masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
+        entities = [
+            EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
+                       proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
+                       match=float(logits[g, chosen[g]]))
+            for g in range(len(labels))
+        ]
+        results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
+    return results
+
+
+# ---------------------------------------------------------------------------------------- panoptic
+
+
+def class_logits(heads: Heads, proposals: Tensor, classes: Tensor) -> Tensor:
+    """(Q, C+1) logits of proposals' semantic embeddings (Q, D) against the classes (C, D) and
+    "no object", the extra class of Mask2Former's classification."""
+    return heads.similarity(proposals, torch.cat([classes, heads.void_embedding[None].to(classes.dtype)]))
+
+
+def panoptic_merge(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], thing: Sequence[bool],
+                   object_threshold: float, overlap_threshold: float) -> tuple[np.ndarray, list[Segment]]:
+    """Mask2Former's panoptic inference for one image. ``mask_logits`` (Q, H, W) at image size,
+    ``class_logits`` (Q, C+1) with the last column "no object"."""
+    probs = class_logits.float().softmax(-1)
+    scores, classes = probs.max(-1)
+    num_classes = class_logits.shape[-1] - 1
+    keep = (classes != num_classes) & (scores > object_threshold)
+    height, width = mask_logits.shape[-2:]
+    panoptic = np.zeros((height, width), dtype=np.int32)
+    segments: list[Segment] = []
+    if not bool(keep.any()):
+        return panoptic, segments
+    masks = mask_logits[keep].float().sigmoid()
+    scores, classes = scores[keep], classes[keep]
+    owner = (scores[:, None, None] * masks).argmax(0)
+    stuff_ids: dict[int, int] = {}
+    for k in range(masks.shape[0]):
+        cls = int(classes[k])
+        on = masks[k] >= 0.5
+        original = int(on.sum())
+        region = (owner == k) & on
+        area = int(region.sum())
+        if original == 0 or area == 0 or area / original < overlap_threshold:
+            continue
+        region_np = region.cpu().numpy()
+        if not thing[cls] and cls in stuff_ids:  # one segment per stuff class
+            seg = next(s for s in segments if s.id == stuff_ids[cls])
+            panoptic[region_np] = seg.id
+            seg.area = int((panoptic == seg.id).sum())
+            seg.box = mask_box(panoptic == seg.id)
+            continue
+        seg_id = len(segments) + 1
+        panoptic[region_np] = seg_id
+        segments.append(Segment(seg_id, labels[cls], cls, float(scores[k]), area, mask_box(region_np), bool(thing[cls])))
+        if not thing[cls]:
+            stuff_ids[cls] = seg_id
+    return panoptic, segments
+
+
+def semantic_map(mask_logits: Tensor, class_logits: Tensor) -> np.ndarray:
+    """(H, W) class index: argmax of Σ_q p(class | q)·sigmoid(mask_q) (Mask2Former semantic inference)."""
+    probs = class_logits.float().softmax(-1)[:, :-1]
+    scores = torch.einsum("qc,qhw->chw", probs, mask_logits.float().sigmoid())
+    return scores.argmax(0).to(torch.int32).cpu().numpy()
+
+
+def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], top_k: int) -> list[Instance]:
+    """Top-k (query, class) pairs scored by class probability × mean mask probability inside the mask."""
+    probs = class_logits.float().softmax(-1)[:, :-1]
+    num_classes = probs.shape[1]
+    flat = probs.flatten()
+    k = min(top_k, flat.numel())
+    top, order = flat.topk(k)
+    out: list[Instance] = []
+    for score, idx in zip(top.tolist(), order.tolist()):
+        q, cls = divmod(idx, num_classes)
+        prob = mask_logits[q].float().sigmoid()
+        on = prob >= 0.5
+        mask_score = float((prob * on).sum() / on.sum().clamp_min(1))
+        out.append(Instance(labels[cls], cls, score * mask_score, on.cpu().numpy()))
+    out.sort(key=lambda i: -i.score)
+    return out
+
+
+def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (), object_threshold: float = 0.8,
+                  overlap_threshold: float = 0.8, top_k: int = 100,
+                  modes: Sequence[str] = SEGMENTATION_MODES) -> list[SegmentationResult]:
+    """Generic segmentation of every image over the class prompt (``stuff``: classes merged per class)."""
+    bad = set(modes) - set(SEGMENTATION_MODES)
+    if bad:
+        raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+    spec = output.prototype.readout
+    preds = output.predictions
+    classes = match_targets(output)
+    if classes is None:
+        raise ValueError("a panoptic read-out needs class queries declared per_group_of a class prompt")
+    labels = classes.labels
+    thing = [label not in set(stuff) for label in labels]
+    results = []
+    for b in range(output.image.batch_size):
+        logits = class_logits(heads, preds.semantic[spec.proposals][b], preds.semantic[spec.targets][b]).float()
+        masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
+        panoptic, segments = (panoptic_merge(masks, logits, labels, thing, object_threshold, overlap_threshold)
+                              if "panoptic" in modes else (None, []))
+        results.append(SegmentationResult(
+            image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
+            semantic=semantic_map(masks, logits) if "semantic" in modes else None,
+            instances=instances(masks, logits, labels, top_k) if "instance" in modes else [],
+        ))
+    return results
+
+
+# -------------------------------------------------------------------------------------- similarity
+
+
+def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
+    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+
+
+def compare(images: Tensor, queries: Tensor) -> RetrievalResult:
+    """Cosine similarities of image vectors (I, D) to query vectors (M, D)."""
+    return RetrievalResult(similarity=cosine_matrix(images, queries).cpu().numpy(),
+                           image_embeddings=F.normalize(images.float(), dim=-1),
+                           query_embeddings=F.normalize(queries.float(), dim=-1))
+
+
+def read_similarity(output: TaskOutput) -> RetrievalResult:
+    spec = output.prototype.readout
+    return compare(output.predictions.semantic[spec.proposals][:, 0], output.predictions.semantic[spec.targets][0])
+
+
+# ------------------------------------------------------------------------------------------- entry
+
+
+def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, **options: Any) -> Any:
+    """The task's read-out of a predicted ``output``: list[GroundingResult] (match),
+    list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`), RetrievalResult
+    (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to match read-outs."""
+    kind = output.prototype.readout.kind
+    with torch.no_grad():
+        if kind == "match":
+            return read_match(heads, output, semantic_blend)
+        if kind == "panoptic":
+            return read_panoptic(heads, output, **options)
+        if kind == "similarity":
+            return read_similarity(output)
+    return output
