@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from find_ros.model.encoders import _FrozenModule, freeze
+
 MODEL_TYPE = "xdecoder_focalnet"
 VARIANTS = ("focal_dw", "focal")
 # The authors normalise 0..255 pixels by these; divided by 255 they are the ImageNet statistics.
@@ -253,3 +255,27 @@ def load_backbone(directory: str | Path) -> XDecoderFocalNet:
     backbone = XDecoderFocalNet(spec)
     backbone.load_state_dict(state)
     return backbone
+
+
+
+class XDecoderFocalNetEncoder(_FrozenModule):
+    """A converted backbone as a frozen :class:`~find_ros.model.encoders.VisionEncoder`: four maps
+    at strides 4..32, from pixels normalised by the ImageNet statistics (the authors')."""
+
+    family = MODEL_TYPE
+    pixel_mean = PIXEL_MEAN
+    pixel_std = PIXEL_STD
+
+    def __init__(self, model: XDecoderFocalNet) -> None:
+        super().__init__()
+        self.model = freeze(model)
+        self.strides = model.spec.strides
+        self.channels = model.spec.channels
+
+    @torch.inference_mode()
+    def forward(self, pixels: Tensor) -> list[Tensor]:
+        return self.model(pixels)
+
+
+def load_vision_encoder(directory: str | Path) -> XDecoderFocalNetEncoder:
+    return XDecoderFocalNetEncoder(load_backbone(directory))
