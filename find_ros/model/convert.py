@@ -277,8 +277,10 @@ def infer_layout(state: Mapping[str, Tensor], settings: OfficialSettings, source
                PIXEL_DECODER + "mask_features.weight", PREDICTOR + "query_feat.weight", PREDICTOR + "class_embed",
                LANG + "lang_proj", PREDICTOR + "level_embed.weight"]
     absent = [k for k in anchors if k not in state]
-    if absent:
-        raise CheckpointMismatch(source, absent, [], [])
+    if absent:  # too little to size the model: name what is missing and what belongs to no part of it
+        foreign = sorted(k for k in state if not k.startswith((BACKBONE, PIXEL_DECODER, PREDICTOR))
+                         and k not in TRAINING_BUFFERS)
+        raise CheckpointMismatch(source, absent, foreign, [])
 
     def shape(key: str, dim: int = 0) -> int:
         return int(state[key].shape[dim]) if key in state and state[key].dim() > dim else 0
