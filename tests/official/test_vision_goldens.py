@@ -79,6 +79,9 @@ def test_converted_model_directory_matches_the_goldens(fixture_dir: Path, conver
         maps = vision(normalised(rgb, vision.pixel_mean, vision.pixel_std))
         levels, pixel = model.neck(maps, rgb.shape[:2])
     assert_goldens(fixture_dir, dict(zip(BACKBONE_GOLDENS, maps)) | dict(zip(NECK_GOLDENS, [*levels, pixel])))
+    # A converted model saves and reloads like any other (vision/ travels with it).
+    again = FindModel.from_pretrained(model.save_pretrained(converted.parent / "saved", include_encoders=True), device="cpu")
+    assert torch.equal(again.encode_image(rgb).pixel, model.encode_image(rgb).pixel)
 
 
 def test_focal_variant_equals_transformers_focalnet(fixture_dir: Path) -> None:
