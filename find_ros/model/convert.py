@@ -407,9 +407,9 @@ def _decoder_rules(layout: OfficialLayout) -> dict[str, Rule]:
     add("class_embed", "transpose", "heads.semantic.weight")
     add("lang_encoder.lang_proj", "transpose", "sampler.text_projection.weight")
     add("lang_encoder.logit_scale", "copy", "heads.logit_scale")
-    for level in range(layout.num_levels):
-        add(f"mask_sptial_embed.{level}", "copy", f"point_sampling.level_projections.{level}")
-    if layout.spatial_memories:
+    if layout.spatial_memories:  # the point-sampling weights come with the memory slots (parts.py)
+        for level in range(layout.num_levels):
+            add(f"mask_sptial_embed.{level}", "copy", f"point_sampling.level_projections.{level}")
         add("spatial_embed.weight", "copy", "point_sampling.memory_embed.weight")
         add("spatial_featured.weight", "copy", "point_sampling.memory_featured.weight")
     return rules
@@ -442,10 +442,8 @@ def key_map(layout: OfficialLayout, targets: Mapping[tuple[str, str], torch.Size
     return rules
 
 
-def source_shape(rule: Rule, targets: Mapping[tuple[str, str], torch.Size]) -> tuple[int, ...] | None:
-    """The shape the source tensor must have (None: any, for dropped buffers of free length)."""
-    if rule.kind == "drop":
-        return None
+def source_shape(rule: Rule, targets: Mapping[tuple[str, str], torch.Size]) -> tuple[int, ...]:
+    """The shape the source tensor of a mapped (not dropped) rule must have."""
     shape = tuple(targets[rule.targets[0]])
     if rule.kind == "transpose":
         return shape[::-1]
@@ -461,10 +459,11 @@ def check_source(state: Mapping[str, Tensor], rules: Mapping[str, Rule],
     wrong = []
     for key in sorted(set(rules) & set(state)):
         given = tuple(state[key].shape)
-        wanted = source_shape(rules[key], targets) if rules[key].kind != "drop" else TRAINING_BUFFERS.get(key)
-        if key == "criterion.empty_weight" and len(given) != 1:
-            wrong.append(f"{key} {list(given)} (expected one dimension)")
-        elif wanted is not None and given != tuple(wanted):
+        if rules[key].kind == "drop":  # a training buffer: fixed shape, or one dimension of any length
+            wanted = TRAINING_BUFFERS[key]
+            if (len(given) != 1) if wanted is None else (given != wanted):
+                wrong.append(f"{key} {list(given)} (expected {'one dimension' if wanted is None else list(wanted)})")
+        elif given != (wanted := source_shape(rules[key], targets)):
             wrong.append(f"{key} {list(given)} (expected {list(wanted)})")
     if missing or unexpected or wrong:
         raise CheckpointMismatch(source, missing, unexpected, wrong)
