@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "find_ros.commands.demo",
     "find_ros.commands.doctor",
     "find_ros.commands.field",
+    "find_ros.commands.import_find",
 )
 
 

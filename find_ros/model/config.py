@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONFIG_FORMAT = "find_ros.model/1"
+CONFIG_FORMAT = "find_ros.model/2"
+# Version 1 configs (saved before the neck choice and the released-model settings) read unchanged:
+# every field added since has a default that is version 1's behaviour.
+READABLE_FORMATS = ("find_ros.model/1", CONFIG_FORMAT)
+NECKS = ("find_ros", "transformer_fpn")
 
 
 @dataclass
@@ -50,6 +54,20 @@ class FindConfig:
     # this weight of semantic similarity. The two err on different proposals, so a blend picks the
     # right object more often (measured in MODEL_CARD.md); 0 is the paper's read-out.
     visual_match_blend: float = 0.0
+    # The neck from backbone maps to levels and pixel embeddings: "find_ros" (our trained FPN,
+    # find_ros.model.neck) or "transformer_fpn" (X-Decoder's pixel decoder, the released FIND
+    # models'), whose transformer encoder has ``neck_layers`` layers.
+    neck: str = "find_ros"
+    neck_layers: int = 6
+    # Memory slots of the authors' multi-round interactive segmentation; > 0 also keeps their
+    # point-sampling weights (find_ros.model.point_sampling). Our own models have neither.
+    spatial_memories: int = 0
+    # Generic segmentation read-out defaults (Mask2Former's; the released models' values).
+    object_mask_threshold: float = 0.8
+    overlap_threshold: float = 0.8
+    detections_per_image: int = 100
+    # Where converted weights came from (find-ros import-find): file name, SHA-256, variant.
+    source: dict[str, Any] | None = None
     # False until a training run saved these weights: surfaces print UNTRAINED when it is False.
     trained: bool = False
 
@@ -62,6 +80,13 @@ class FindConfig:
                      "max_text_tokens", "max_class_tokens"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1")
+        if self.neck not in NECKS:
+            problems.append(f"neck {self.neck!r} is not one of {', '.join(NECKS)}")
+        if int(self.neck_layers) < 0 or int(self.spatial_memories) < 0 or int(self.detections_per_image) < 1:
+            problems.append("neck_layers and spatial_memories must be >= 0, detections_per_image >= 1")
+        for name in ("object_mask_threshold", "overlap_threshold"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                problems.append(f"{name} must be in [0, 1]")
         if not 0.0 <= self.visual_match_blend <= 1.0:
             problems.append("visual_match_blend must be in [0, 1]")
         if self.num_levels > 3:
@@ -84,8 +109,8 @@ class FindConfig:
     def from_dict(cls, data: dict[str, Any]) -> FindConfig:
         data = dict(data)
         fmt = data.pop("format", CONFIG_FORMAT)
-        if fmt != CONFIG_FORMAT:
-            raise ValueError(f"unsupported model config format {fmt!r}; this code reads {CONFIG_FORMAT!r}")
+        if fmt not in READABLE_FORMATS:
+            raise ValueError(f"unsupported model config format {fmt!r}; this code reads {', '.join(READABLE_FORMATS)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

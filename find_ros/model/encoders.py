@@ -12,6 +12,8 @@ nothing else: vision families FocalNet (FIND-T's backbone family), DINOv2, CLIP 
 towers; language families BERT-style encoders (incl. the packaged MiniLM), CLIP/SigLIP text towers
 and causal LMs (GPT-2, LLaMA, Qwen2, Mistral, ...). Their weights never train: parameters have
 ``requires_grad=False``, the modules stay in eval mode, and they run under ``torch.inference_mode``.
+One vision family is our own module: X-Decoder's FocalNet(-DW) of the released FIND models, in the
+``vision/`` directory ``find-ros import-find`` writes (:mod:`find_ros.model.xdecoder_focalnet`).
 """
 
 from __future__ import annotations
@@ -219,7 +221,13 @@ class HFVisionEncoder(_FrozenModule):
         return [grid]
 
 
-def load_vision_encoder(name_or_dir: str, base_dir: str | Path | None = None) -> HFVisionEncoder:
+def load_vision_encoder(name_or_dir: str, base_dir: str | Path | None = None) -> VisionEncoder:
+    from find_ros.model import xdecoder_focalnet
+
+    local = resolve_model_source(name_or_dir, base_dir)
+    if Path(local).is_dir() and xdecoder_focalnet.is_backbone_dir(local):
+        # A converted X-Decoder FocalNet (find-ros import-find): our own module, not a transformers model.
+        return xdecoder_focalnet.load_vision_encoder(local)
     source, config = _read_config(name_or_dir, base_dir, "vision model")
     model_type = config.model_type
     for family in VISION_FAMILIES:

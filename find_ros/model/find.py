@@ -60,11 +60,11 @@ from find_ros.model.embeddings import (
     TokenSet,
     VisualClass,
 )
-from find_ros.model.encoders import HFLanguageEncoder, HFVisionEncoder, TextEncoding
+from find_ros.model.encoders import HFLanguageEncoder, TextEncoding, VisionEncoder
 from find_ros.model.heads import Heads, Predictions
 from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepare_images
 from find_ros.model.interface import FindInterface, InterfaceState
-from find_ros.model.neck import PixelDecoder
+from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
 from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult
 from find_ros.model.sampler import EmbeddingSampler, InterleaveText
@@ -86,17 +86,18 @@ class TaskOutput:
 
 
 class FindModel(nn.Module):
-    def __init__(self, config: FindConfig, vision_encoder: HFVisionEncoder, language_encoder: HFLanguageEncoder) -> None:
+    def __init__(self, config: FindConfig, vision_encoder: VisionEncoder, language_encoder: HFLanguageEncoder) -> None:
         super().__init__()
         self.config = config
         self.vision_encoder = vision_encoder
         self.language_encoder = language_encoder
-        d = config.hidden_dim
-        self.neck = PixelDecoder(vision_encoder.channels, vision_encoder.strides, d, config.mask_dim, config.num_levels)
-        self.sampler = EmbeddingSampler(language_encoder.hidden_size, d, config.num_levels)
-        self.interface = FindInterface(d, config.num_heads, config.ffn_dim, config.num_layers, config.num_queries,
-                                       config.dropout)
-        self.heads = Heads(d, config.mask_dim)
+        parts = trainable_parts(config, vision_encoder.channels, vision_encoder.strides, language_encoder.hidden_size)
+        self.neck: nn.Module = parts.pop("neck")
+        self.sampler: EmbeddingSampler = parts.pop("sampler")
+        self.interface: FindInterface = parts.pop("interface")
+        self.heads: Heads = parts.pop("heads")
+        for name, module in parts.items():  # the released models' extra weights (point_sampling)
+            self.add_module(name, module)
         self.source_dir: Path | None = None
         self.eval()
 
@@ -421,10 +422,17 @@ class FindModel(nn.Module):
         return self.readout(self.run("interactive_segmentation", image, spatial=prompts))
 
     def segment(self, image: ImageEmbeddings, classes: Sequence[str | VisualClass] | TokenSet, *, stuff: Sequence[str] = (),
-                object_threshold: float = 0.8, overlap_threshold: float = 0.8, top_k: int = 100,
+                object_threshold: float | None = None, overlap_threshold: float | None = None,
+                top_k: int | None = None,
                 modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
         """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
-        ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions."""
+        ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
+        Unset thresholds and ``top_k`` are the config's (object_mask_threshold, overlap_threshold,
+        detections_per_image)."""
+        config = self.config
+        object_threshold = config.object_mask_threshold if object_threshold is None else object_threshold
+        overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
+        top_k = config.detections_per_image if top_k is None else top_k
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
                             object_threshold=object_threshold, overlap_threshold=overlap_threshold, top_k=top_k,
                             modes=modes)

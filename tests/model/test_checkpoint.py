@@ -62,6 +62,20 @@ def test_config_round_trip_and_untrained_flag(model, tmp_path) -> None:
     assert FindModel.from_pretrained(saved, device="cpu").untrained is False
 
 
+def test_a_format_1_model_directory_loads_unchanged(model, tmp_path, rgb, crop) -> None:
+    """Configs saved before format 2 (no neck choice, no released-model settings) read as before."""
+    saved = model.save_pretrained(tmp_path / "old", include_encoders=True)
+    data = json.loads((saved / "config.json").read_text())
+    added = ("neck", "neck_layers", "spatial_memories", "object_mask_threshold", "overlap_threshold",
+             "detections_per_image", "source")
+    old = {k: v for k, v in data.items() if k not in added} | {"format": "find_ros.model/1"}
+    (saved / "config.json").write_text(json.dumps(old))
+    loaded = FindModel.from_pretrained(saved, device="cpu")
+    assert loaded.config.neck == "find_ros" and not hasattr(loaded, "point_sampling")
+    for a, b in zip(_outputs(model, rgb, crop), _outputs(loaded, rgb, crop)):
+        assert torch.equal(a, b)
+
+
 @pytest.fixture
 def saved(model, tmp_path) -> Path:
     return model.save_pretrained(tmp_path / "m", include_encoders=True)
