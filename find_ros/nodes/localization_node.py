@@ -167,6 +167,13 @@ class LocalizationNode(PerceptionNode):
             live.best_frame = self.engine.grounding_msg(header, active.msg.id, rgb.shape[:2], self.engine.ground(frame, encoded), self.params)
             self._localization_pub.publish(live)
 
+    def status_values(self) -> dict[str, Any]:
+        values = super().status_values()
+        if self.memory is not None:
+            values["memory_entries"] = len(self.memory)
+            values["memory_index"] = self.memory.index_kind  # exact scan, or the faiss index past exact_limit
+        return values
+
     def lookup_frame(self, stamp: int) -> np.ndarray | None:
         from find_ros.nodes.base import REGION_STAMP_TOLERANCE_NS
 
