@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,16 +45,17 @@ def resident_mib() -> float:
     return float("nan")
 
 
-def frames(n: int, dim: int, places: int, seed: int) -> np.ndarray:
-    """``n`` unit vectors: a few hundred places, each frame one of them plus noise."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(places, dim)).astype(np.float32)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):  # in chunks: the temporaries stay small beside the memory
-        stop = min(n, start + 100_000)
-        chunk = centres[rng.integers(0, places, stop - start)] + 0.6 * rng.normal(size=(stop - start, dim))
-        out[start:stop] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
-    return out
+class Frames:
+    """Synthetic frame embeddings: a few hundred places, each frame one of them plus noise, as unit
+    vectors. Made in small chunks, so that no large temporary sits beside the memory being measured."""
+
+    def __init__(self, dim: int, places: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.centres = self.rng.normal(size=(places, dim)).astype(np.float32)
+
+    def take(self, n: int) -> np.ndarray:
+        v = self.centres[self.rng.integers(0, len(self.centres), n)] + 0.6 * self.rng.normal(size=(n, self.centres.shape[1]))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
 def percentiles(samples_ms: list[float]) -> dict:
@@ -64,16 +66,18 @@ def percentiles(samples_ms: list[float]) -> dict:
 
 def measure(size: int, dim: int, queries: int, k: int, seed: int) -> list[dict]:
     base = {"benchmark": "memory", "entries": size, "dim": dim, "k": k}
-    data = frames(size, dim, places=max(50, size // 2000), seed=seed)
-    probes = frames(queries, dim, places=max(50, size // 2000), seed=seed)  # same places, new frames
+    source = Frames(dim, places=max(50, size // 2000), seed=seed)
+    probes = source.take(queries)  # the same places, frames the memory never saw
     rss_before = resident_mib()
     memory = EmbeddingMemory(MemorySettings(dim=dim, capacity=size, max_payload_bytes=0))
-    start = time.perf_counter()
-    for i, vector in enumerate(data):
-        memory.add(vector, stamp_ns=i * 33_000_000)
-    fill_s = time.perf_counter() - start
+    fill_s = 0.0
+    for start in range(0, size, 1000):
+        chunk = source.take(min(1000, size - start))
+        t0 = time.perf_counter()
+        for i, vector in enumerate(chunk, start=start):  # one at a time, as the node adds keyframes
+            memory.add(vector, stamp_ns=i * 33_000_000)
+        fill_s += time.perf_counter() - t0
     rss_after = resident_mib()
-    del data
     lines = [dict(base, figure="insert_rate", frames_per_s=round(size / fill_s, 1), fill_s=round(fill_s, 2),
                   index=memory.index_kind)]
 
@@ -118,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON line per figure (the default output too)")
     args = parser.parse_args(argv)
-    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        for line in measure(size, args.dim, args.queries, args.k, args.seed):
-            print(json.dumps(line), flush=True)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if len(sizes) > 1:
+        # One process per size: each resident-memory figure starts from a clean heap.
+        for size in sizes:
+            subprocess.run([sys.executable, __file__, "--sizes", str(size), "--dim", str(args.dim), "--queries",
+                            str(args.queries), "--k", str(args.k), "--seed", str(args.seed)], check=True)
+        return 0
+    for line in measure(sizes[0], args.dim, args.queries, args.k, args.seed):
+        print(json.dumps(line), flush=True)
     return 0
 
 
