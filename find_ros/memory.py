@@ -3,13 +3,27 @@
 Each entry is one remembered image: a unit-norm embedding (FIND's image-level embedding), a stamp in
 nanoseconds (camera frames) and/or a name (album files), and an optional payload: a compressed copy of
 the frame, kept so the best match can be grounded again and so "this box in the frame at stamp t" can be
-resolved. Embeddings live in a faiss inner-product index (exact search; cosine on unit vectors).
+resolved.
 
 Bounded twice: at most ``capacity`` entries (the oldest is evicted first) and at most
 ``max_payload_bytes`` of payloads (the oldest payloads are dropped first; their embeddings stay
 searchable). A keyframe policy keeps the memory from filling with near-identical frames: a frame is
 kept when ``min_interval_s`` has passed since the last keyframe, or when the view changed (cosine to the
 last keyframe below ``change_threshold``).
+
+Layout. Entries only ever leave oldest-first, so the live ids are always one contiguous range
+``[first_id, next_id)`` and live in ring buffers indexed by ``id % capacity`` (embeddings, stamps,
+names). The buffers are allocated once with ``np.empty``: the operating system maps pages only when
+they are written, so a memory sized for a million frames costs what it holds, not what it could hold.
+
+Search picks its index by size. Up to ``exact_limit`` entries it is exact: one matrix-vector product
+over the ring (cosine on unit vectors). Past that an exact scan costs a full read of the embeddings per
+query (about 40 ms for a million 96-d vectors on a 2-core CPU), so the memory switches, once, to a faiss
+inverted-file index (``IndexIVFFlat``, inner product, ``ivf_lists`` k-means cells trained on the entries
+it holds at the switch, ``ivf_probe`` cells searched per query). It stores the full vectors, so the
+scores it returns are exact cosines; only which candidates are looked at is approximate
+(``benchmarks/memory.py`` measures the recall against the exact scan). ``index_kind`` says which one is
+in use (the localization node reports it on ``/diagnostics``).
 
 Saved as a directory: ``embeddings.safetensors`` (float32 embeddings, int64 stamps) and
 ``memory.json`` (names, settings); payloads are written as files in ``payloads/``.
@@ -37,6 +51,24 @@ class MemorySettings:
     max_payload_bytes: int = 256 * 1024 * 1024
     min_interval_s: float = 1.0
     change_threshold: float = 0.95
+    exact_limit: int = 65_536  # up to this many entries search scans them all; beyond, faiss IVF
+    ivf_lists: int = 256       # k-means cells of the IVF index (trained once, at the switch)
+    ivf_probe: int = 24        # cells searched per query
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be > 0, got {value}"
+            for name, value in (("dim", self.dim), ("capacity", self.capacity), ("exact_limit", self.exact_limit),
+                                ("ivf_lists", self.ivf_lists), ("ivf_probe", self.ivf_probe))
+            if value <= 0
+        ]
+        if self.max_payload_bytes < 0:
+            problems.append(f"max_payload_bytes must be >= 0, got {self.max_payload_bytes}")
+        if self.exact_limit < self.ivf_lists * 39:
+            # faiss' k-means wants at least 39 points per cell; fewer gives empty or unstable cells.
+            problems.append(f"exact_limit ({self.exact_limit}) must be at least 39 x ivf_lists ({self.ivf_lists})")
+        if problems:
+            raise ValueError("memory settings: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -53,17 +85,16 @@ class EmbeddingMemory:
     """Bounded, searchable memory of image embeddings; see the module docstring."""
 
     def __init__(self, settings: MemorySettings) -> None:
-        import faiss
-
-        if settings.dim <= 0 or settings.capacity <= 0:
-            raise ValueError(f"memory needs dim > 0 and capacity > 0, got {settings}")
         self.settings = settings
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(settings.dim))
-        self._entries: OrderedDict[int, tuple[int, str, np.ndarray]] = OrderedDict()  # id -> (stamp, name, emb)
+        self._vectors = np.empty((settings.capacity, settings.dim), dtype=np.float32)
+        self._stamps = np.zeros(settings.capacity, dtype=np.int64)
+        self._names: list[str] = [""] * settings.capacity
+        self._first_id = 0
+        self._next_id = 0
         self._payloads: OrderedDict[int, bytes] = OrderedDict()
         self._payload_bytes = 0
-        self._next_id = 0
         self._last_keyframe: tuple[int, np.ndarray] | None = None
+        self._ivf = None  # faiss index once the memory outgrew exact_limit
 
     # --- writing ------------------------------------------------------------------------------
     def consider(
@@ -89,29 +120,55 @@ class EmbeddingMemory:
         return self.add(unit, stamp_ns=stamp_ns, name=name, payload=payload() if callable(payload) else payload)
 
     def add(self, embedding: np.ndarray, *, stamp_ns: int = 0, name: str = "", payload: bytes | None = None) -> int:
-        """Add one entry unconditionally, evicting the oldest entries beyond capacity."""
+        """Add one entry unconditionally, evicting the oldest entry beyond capacity."""
         unit = self._unit(embedding)
+        if len(self) == self.settings.capacity:
+            self._evict_oldest()
         entry_id = self._next_id
         self._next_id += 1
-        self._index.add_with_ids(unit[None, :], np.array([entry_id], dtype=np.int64))
-        self._entries[entry_id] = (int(stamp_ns), name, unit)
+        slot = entry_id % self.settings.capacity
+        self._vectors[slot] = unit
+        self._stamps[slot] = int(stamp_ns)
+        self._names[slot] = name
         self._last_keyframe = (int(stamp_ns), unit)
+        if self._ivf is not None:
+            self._ivf.add_with_ids(unit[None, :], np.array([entry_id], dtype=np.int64))
+        elif len(self) > self.settings.exact_limit:
+            self._build_ivf()
         if payload is not None:
             self._payloads[entry_id] = bytes(payload)
             self._payload_bytes += len(payload)
-        while len(self._entries) > self.settings.capacity:
-            self._evict(next(iter(self._entries)))
         while self._payload_bytes > self.settings.max_payload_bytes and self._payloads:
             dropped = self._payloads.popitem(last=False)[1]
             self._payload_bytes -= len(dropped)
         return entry_id
 
-    def _evict(self, entry_id: int) -> None:
-        self._index.remove_ids(np.array([entry_id], dtype=np.int64))
-        del self._entries[entry_id]
+    def _evict_oldest(self) -> None:
+        entry_id = self._first_id
+        self._first_id += 1
+        self._names[entry_id % self.settings.capacity] = ""
+        if self._ivf is not None:
+            self._ivf.remove_ids(np.array([entry_id], dtype=np.int64))
         dropped = self._payloads.pop(entry_id, None)
         if dropped is not None:
             self._payload_bytes -= len(dropped)
+
+    def _build_ivf(self) -> None:
+        """Switch to the inverted-file index: k-means on the entries held now, then add them all."""
+        import faiss
+
+        s = self.settings
+        ids = np.arange(self._first_id, self._next_id, dtype=np.int64)
+        vectors = self._vectors[ids % s.capacity]
+        quantizer = faiss.IndexFlatIP(s.dim)
+        index = faiss.IndexIVFFlat(quantizer, s.dim, s.ivf_lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 0  # the same entries give the same cells
+        index.train(vectors)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids of evicted entries in O(1)
+        index.add_with_ids(vectors, ids)
+        index.nprobe = min(s.ivf_probe, s.ivf_lists)
+        self._ivf = index
+        self._quantizer = quantizer  # the index does not own its quantizer: keep it alive beside it
 
     def _unit(self, embedding: np.ndarray) -> np.ndarray:
         vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
@@ -124,39 +181,70 @@ class EmbeddingMemory:
 
     # --- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._next_id - self._first_id
 
     @property
     def payload_bytes(self) -> int:
         return self._payload_bytes
 
+    @property
+    def index_kind(self) -> str:
+        """Which search is in use: ``exact`` or the faiss index (with its cells and probes)."""
+        if self._ivf is None:
+            return "exact"
+        return f"faiss IVF{self.settings.ivf_lists},Flat nprobe={self._ivf.nprobe}"
+
+    def _live_ids(self) -> np.ndarray:
+        return np.arange(self._first_id, self._next_id, dtype=np.int64)
+
+    def _match(self, entry_id: int, score: float) -> Match:
+        slot = entry_id % self.settings.capacity
+        return Match(int(entry_id), int(self._stamps[slot]), self._names[slot], float(score))
+
     def search(self, query: np.ndarray, k: int = 5) -> list[Match]:
         """The ``k`` entries most similar to ``query`` (cosine), best first."""
-        if not self._entries:
+        if not len(self):
             return []
-        k = max(1, min(int(k), len(self._entries)))
-        scores, ids = self._index.search(self._unit(query)[None, :], k)
-        return [
-            Match(int(i), self._entries[int(i)][0], self._entries[int(i)][1], float(s))
-            for s, i in zip(scores[0], ids[0])
-            if i >= 0
-        ]
+        k = max(1, min(int(k), len(self)))
+        unit = self._unit(query)
+        if self._ivf is not None:
+            scores, ids = self._ivf.search(unit[None, :], k)
+            return [self._match(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        return self.search_exact(unit, k)
+
+    def search_exact(self, query: np.ndarray, k: int = 5) -> list[Match]:
+        """The exact ``k`` nearest entries by a scan of all of them, whatever index is in use."""
+        if not len(self):
+            return []
+        k = max(1, min(int(k), len(self)))
+        unit = self._unit(query)
+        # The live entries occupy slots [first, first + n) of the ring, wrapping at most once: scan
+        # those one or two blocks in place (no gather copy); block offset j is entry first_id + j.
+        first, n, capacity = self._first_id % self.settings.capacity, len(self), self.settings.capacity
+        head = self._vectors[first: min(first + n, capacity)] @ unit
+        scores = head if len(head) == n else np.concatenate([head, self._vectors[: n - len(head)] @ unit])
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        order = sorted(top.tolist(), key=lambda j: (-scores[j], j))  # best first; ties: the older entry
+        return [self._match(self._first_id + j, float(scores[j])) for j in order]
 
     def payload(self, entry_id: int) -> bytes | None:
         return self._payloads.get(entry_id)
 
     def nearest_in_time(self, stamp_ns: int, tolerance_ns: int) -> int | None:
         """The id of the entry whose stamp is closest to ``stamp_ns`` within the tolerance."""
-        best: tuple[int, int] | None = None
-        for entry_id, (stamp, _, _) in self._entries.items():
-            gap = abs(stamp - stamp_ns)
-            if gap <= tolerance_ns and (best is None or gap < best[0]):
-                best = (gap, entry_id)
-        return None if best is None else best[1]
+        if not len(self):
+            return None
+        ids = self._live_ids()
+        gaps = np.abs(self._stamps[ids % self.settings.capacity] - int(stamp_ns))
+        best = int(np.argmin(gaps))  # first of equal gaps: the oldest
+        return int(ids[best]) if gaps[best] <= tolerance_ns else None
 
     def entry(self, entry_id: int) -> tuple[int, str, np.ndarray]:
         """(stamp_ns, name, unit embedding) of an entry; KeyError if it was evicted."""
-        return self._entries[entry_id]
+        if not self._first_id <= entry_id < self._next_id:
+            raise KeyError(entry_id)
+        slot = entry_id % self.settings.capacity
+        return int(self._stamps[slot]), self._names[slot], self._vectors[slot].copy()
 
     # --- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -165,20 +253,19 @@ class EmbeddingMemory:
 
         directory = Path(directory)
         (directory / "payloads").mkdir(parents=True, exist_ok=True)
-        ids = list(self._entries)
-        embeddings = np.stack([self._entries[i][2] for i in ids]) if ids else np.zeros((0, self.settings.dim), np.float32)
-        stamps = np.array([self._entries[i][0] for i in ids], dtype=np.int64)
+        ids = self._live_ids()
+        slots = ids % self.settings.capacity
+        embeddings = np.ascontiguousarray(self._vectors[slots])
+        stamps = np.ascontiguousarray(self._stamps[slots])
         _atomic(directory / "embeddings.safetensors", lambda p: save_file({"embeddings": embeddings, "stamps_ns": stamps}, p))
-        for entry_id in ids:
-            data = self._payloads.get(entry_id)
-            if data is not None:
-                _atomic(directory / "payloads" / f"{entry_id}.bin", lambda p, d=data: Path(p).write_bytes(d))
+        for entry_id, data in self._payloads.items():
+            _atomic(directory / "payloads" / f"{entry_id}.bin", lambda p, d=data: Path(p).write_bytes(d))
         meta = {
             "format_version": FORMAT_VERSION,
             "settings": asdict(self.settings),
-            "ids": ids,
-            "names": [self._entries[i][1] for i in ids],
-            "payload_ids": [i for i in ids if i in self._payloads],
+            "ids": ids.tolist(),
+            "names": [self._names[s] for s in slots.tolist()],
+            "payload_ids": list(self._payloads),
             "next_id": self._next_id,
         }
         _atomic(directory / "memory.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
@@ -210,14 +297,35 @@ class EmbeddingMemory:
         embeddings, stamps = tensors["embeddings"], tensors["stamps_ns"]
         if not (len(ids) == len(names) == embeddings.shape[0] == stamps.shape[0]):
             raise ValueError(f"{directory}: memory.json lists {len(ids)} entries, embeddings hold {embeddings.shape[0]}")
+        first = int(ids[0]) if ids else int(meta.get("next_id", 0))
+        if ids != list(range(first, first + len(ids))) or len(ids) > settings.capacity:
+            raise ValueError(f"{meta_path}: entry ids must be one increasing run of at most capacity "
+                             f"({settings.capacity}) entries")
+        if embeddings.ndim != 2 or embeddings.shape[1] != settings.dim:
+            raise ValueError(f"{tensors_path}: embeddings are {list(embeddings.shape)}, settings say {settings.dim}-d")
+        norms = np.linalg.norm(embeddings, axis=1) if len(ids) else np.ones(0)
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            raise ValueError(f"{tensors_path}: an embedding is zero or not finite")
         memory = cls(settings)
-        with_payload = set(meta.get("payload_ids", []))
-        for entry_id, name, embedding, stamp in zip(ids, names, embeddings, stamps):
-            payload_file = directory / "payloads" / f"{entry_id}.bin"
-            payload = payload_file.read_bytes() if entry_id in with_payload else None
-            memory._next_id = int(entry_id)
-            memory.add(embedding, stamp_ns=int(stamp), name=name, payload=payload)
-        memory._next_id = int(meta.get("next_id", memory._next_id))
+        # Bulk fill: one copy into the ring and at most one index build, not one add() per entry.
+        memory._first_id, memory._next_id = first, first + len(ids)
+        slots = np.arange(first, first + len(ids)) % settings.capacity
+        memory._vectors[slots] = embeddings / norms[:, None]
+        memory._stamps[slots] = stamps
+        for slot, name in zip(slots.tolist(), names):
+            memory._names[slot] = name
+        if len(ids):
+            last = slots[-1]
+            memory._last_keyframe = (int(memory._stamps[last]), memory._vectors[last].copy())
+        if len(memory) > settings.exact_limit:
+            memory._build_ivf()
+        for entry_id in meta.get("payload_ids", []):
+            if first <= entry_id < memory._next_id:
+                data = (directory / "payloads" / f"{entry_id}.bin").read_bytes()
+                memory._payloads[entry_id] = data
+                memory._payload_bytes += len(data)
+        while memory._payload_bytes > settings.max_payload_bytes and memory._payloads:
+            memory._payload_bytes -= len(memory._payloads.popitem(last=False)[1])
         return memory
 
 

@@ -93,3 +93,65 @@ def test_wrong_dimension_and_zero_vectors_are_refused() -> None:
         memory.add(np.ones(8))
     with pytest.raises(ValueError, match="zero"):
         memory.add(np.zeros(16))
+
+
+def _clustered(n: int, dim: int = 16, clusters: int = 40, seed: int = 5) -> np.ndarray:
+    """Vectors around a few centres, like the frames of a few places seen again and again."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    v = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_memory_past_its_exact_limit_switches_to_faiss_ivf_and_still_finds_the_nearest() -> None:
+    settings = MemorySettings(dim=16, capacity=5000, exact_limit=400, ivf_lists=8, ivf_probe=8)
+    memory = EmbeddingMemory(settings)
+    vectors = _clustered(1200)
+    for i, v in enumerate(vectors[:400]):
+        memory.add(v, stamp_ns=i)
+    assert memory.index_kind == "exact"
+    for i, v in enumerate(vectors[400:], start=400):
+        memory.add(v, stamp_ns=i)
+    assert memory.index_kind == "faiss IVF8,Flat nprobe=8"
+    # Every cell probed: the IVF answer is the exact answer, scores included.
+    for query in _clustered(20, seed=9):
+        assert [(m.entry_id, round(m.score, 5)) for m in memory.search(query, 10)] == [
+            (m.entry_id, round(m.score, 5)) for m in memory.search_exact(query, 10)]
+
+
+def test_eviction_and_persistence_work_on_the_ivf_index(tmp_path) -> None:
+    settings = MemorySettings(dim=16, capacity=600, exact_limit=400, ivf_lists=8, ivf_probe=8)
+    memory = EmbeddingMemory(settings)
+    vectors = _clustered(1000)
+    for i, v in enumerate(vectors):
+        memory.add(v, stamp_ns=i * 10, name=f"f{i}", payload=b"x" if i % 100 == 0 else None)
+    assert len(memory) == 600 and memory.index_kind.startswith("faiss IVF")
+    # Entries 0..399 were evicted: searching for one of them never returns it.
+    found = {m.entry_id for q in vectors[:50] for m in memory.search(q, 5)}
+    assert found and min(found) >= 400
+    assert memory.search(vectors[700], 1)[0].entry_id == 700
+    assert memory.nearest_in_time(7003, tolerance_ns=5) == 700 and memory.nearest_in_time(30, 5) is None
+    with pytest.raises(KeyError):
+        memory.entry(10)
+    memory.save(tmp_path / "mem")
+    loaded = EmbeddingMemory.load(tmp_path / "mem")
+    assert loaded.index_kind == memory.index_kind and len(loaded) == 600
+    assert loaded.entry(700)[:2] == (7000, "f700")
+    assert loaded.payload(900) == b"x" and loaded.payload(300) is None
+    query = vectors[123]
+    assert [m.entry_id for m in loaded.search_exact(query, 8)] == [m.entry_id for m in memory.search_exact(query, 8)]
+    assert loaded.add(vectors[0]) == 1000
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(dim=0), "dim must be > 0"),
+        (dict(dim=8, capacity=0), "capacity must be > 0"),
+        (dict(dim=8, exact_limit=100, ivf_lists=8), "at least 39 x ivf_lists"),
+        (dict(dim=8, max_payload_bytes=-1), "max_payload_bytes"),
+    ],
+)
+def test_bad_memory_settings_are_refused_with_the_setting_named(settings, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemorySettings(**settings)

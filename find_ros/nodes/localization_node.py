@@ -174,6 +174,13 @@ class LocalizationNode(PerceptionNode):
             best_frame = grounding_msg(header, active.msg.id, self.engine.ground(frame, encoded))
             self._localization_pub.publish(localization_msg(header, active.msg.id, [(stamp, score)], best_frame, live=True))
 
+    def status_values(self) -> dict[str, Any]:
+        values = super().status_values()
+        if self.memory is not None:
+            values["memory_entries"] = len(self.memory)
+            values["memory_index"] = self.memory.index_kind  # exact scan, or the faiss index past exact_limit
+        return values
+
     def lookup_frame(self, stamp: int) -> np.ndarray | None:
         from find_ros.nodes.base import REGION_STAMP_TOLERANCE_NS
 

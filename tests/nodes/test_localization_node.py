@@ -35,6 +35,9 @@ def test_remembered_frames_answer_queries_with_top_k_and_the_best_frame_grounded
         stamps.append(1000 + i)
         assert peer.spin_until(lambda: f"frames_processed={i + 1}" in diagnostics_text(diags[-3:]), 30)
 
+    # The memory says how full it is and which search it uses (exact below its exact_limit).
+    assert peer.spin_until(lambda: "memory_entries=5" in diagnostics_text(diags[-3:]) and "memory_index=exact" in diagnostics_text(diags[-3:]), 30)
+
     client = peer.node.create_client(Localize, "/find_localization/localize")
     assert client.wait_for_service(timeout_sec=20)
 
