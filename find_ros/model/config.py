@@ -18,7 +18,7 @@ class FindConfig:
     ``vision_model`` / ``language_model`` are what ``from_pretrained`` of transformers takes: a
     directory (absolute, or relative to the model directory), a packaged alias such as
     ``all-MiniLM-L6-v2``, or a hub name already in the local cache (nothing is downloaded).
-    The defaults of the sizes are FIND-T's (ANCHORS.md): 512 hidden, 8 heads, FFN 2048, 9 layers,
+    The defaults of the sizes are FIND-T's (the authors' released configuration, UX-Decoder/FIND): 512 hidden, 8 heads, FFN 2048, 9 layers,
     100 object queries + 1 image-level query, 3 feature levels, 640 px input.
     """
 

@@ -66,7 +66,7 @@ from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepa
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.neck import PixelDecoder
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
-from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult
+from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
 from find_ros.model.sampler import EmbeddingSampler, InterleaveText
 
 
@@ -421,13 +421,12 @@ class FindModel(nn.Module):
         return self.readout(self.run("interactive_segmentation", image, spatial=prompts))
 
     def segment(self, image: ImageEmbeddings, classes: Sequence[str | VisualClass] | TokenSet, *, stuff: Sequence[str] = (),
-                object_threshold: float = 0.8, overlap_threshold: float = 0.8, top_k: int = 100,
-                modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
+                settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
         """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
-        ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions."""
+        ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
+        ``options`` (``object_threshold=0.5``, ...) override fields of ``settings``."""
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
-                            object_threshold=object_threshold, overlap_threshold=overlap_threshold, top_k=top_k,
-                            modes=modes)
+                            settings=settings, **options)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so
