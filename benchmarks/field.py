@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     from find_ros.fields.method import find_field_config
     from find_ros.fields.pipeline import distil
     from find_ros.fields.pyramid import crop_grids
-    from find_ros.fields.query import LOCATE_METHODS, CloudSettings, Query, answer, render_cloud
+    from find_ros.fields.cloud import render_cloud
+    from find_ros.fields.locate import answer
+    from find_ros.fields.query import LOCATE_METHODS, CloudSettings, LocateSettings, Query
     from find_ros.model import resolve_model_dir
     from find_ros.scenes import make_trajectory
 
@@ -185,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind, query in (("text", Query("text", text="the red cone")),
                             ("crop", Query("crop", crops=[frame[: frame.shape[0] // 3, : frame.shape[1] // 3]]))):
             for method in LOCATE_METHODS:
-                answer(run, query, cloud=cloud, method=method)  # loads nothing new, warms the code paths
+                answer(run, query, cloud=cloud, settings=LocateSettings(method))  # loads nothing new, warms the code paths
                 start = time.perf_counter()
-                result = answer(run, query, cloud=cloud, method=method)
+                result = answer(run, query, cloud=cloud, settings=LocateSettings(method))
                 emit({"figure": f"query_{kind}_s", "value": round(time.perf_counter() - start, 4), "unit": "s",
                       "method": method, "views_grounded": len(cloud.view_index) if method == "grounding" else 0,
                       "cloud_points": result["cloud_points"], **context}, args.json)

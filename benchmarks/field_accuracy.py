@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from find_ros.fields.loading import load_run
-    from find_ros.fields.query import CloudSettings, Query, answer, cloud_for_run
+    from find_ros.fields.cloud import cloud_for_run
+    from find_ros.fields.locate import answer
+    from find_ros.fields.query import CloudSettings, LocateSettings, Query
     from find_ros.model import FindConfig, default_model_dir
     from find_ros.scenes import make_trajectory
 
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             for kind, query in (("text", Query("text", text=obj["expressions"][0])), ("crop", Query("crop", crops=[crop]))):
                 t0 = time.perf_counter()
-                result = answer(run, query, cloud=cloud, top_fraction=args.top_fraction, method=method)
+                result = answer(run, query, cloud=cloud, settings=LocateSettings(method, args.top_fraction))
                 centre = np.array(result["center"])
                 distance = float(np.linalg.norm(centre - centres[obj["id"]]))
                 nearest = min(centres, key=lambda i: float(np.linalg.norm(centre - centres[i])))

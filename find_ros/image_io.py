@@ -1,4 +1,5 @@
-"""Reading and writing image files as RGB uint8 arrays, with errors that name the file."""
+"""Images as RGB uint8 arrays: files read and written, in-memory JPEG (the frames the nodes
+remember), and crops cut around a box. Errors name the file or what did not decode."""
 
 from __future__ import annotations
 
@@ -29,6 +30,27 @@ def write_rgb(path: str | Path, rgb: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
         raise ValueError(f"{path}: could not write image (unsupported suffix?)")
     return path
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """RGB uint8 (H, W, 3) as JPEG bytes."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("image could not be JPEG-encoded")
+    return data.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Compressed image bytes (JPEG, PNG, ...) as RGB uint8 (H, W, 3); ValueError if they do not decode."""
+    import cv2
+
+    buffer = np.frombuffer(data, np.uint8)
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if bgr is None:
+        raise ValueError(f"{buffer.size} bytes do not decode as an image")
+    return np.ascontiguousarray(bgr[..., ::-1])
 
 
 # How much a visual entity's crop grows around its object's box when a demo or an evaluation cuts

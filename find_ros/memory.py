@@ -142,25 +142,6 @@ class EmbeddingMemory:
             if i >= 0
         ]
 
-    def search_reranked(self, query: np.ndarray, k: int, candidates: int,
-                        rescore: Callable[[Match], float | None]) -> list[Match]:
-        """Two-stage search: the ``candidates`` entries nearest to ``query`` by embedding, re-scored
-        by ``rescore`` (costlier and sharper, e.g. grounding the query in the remembered frame) and
-        the best ``k`` returned. An entry ``rescore`` cannot judge (None: its payload was dropped)
-        ranks after every re-scored one, in embedding order, keeping its cosine score."""
-        shortlist = self.search(query, max(k, candidates))
-        if candidates <= 0:
-            return shortlist[:k]
-        judged, unjudged = [], []
-        for match in shortlist:
-            score = rescore(match)
-            if score is None:
-                unjudged.append(match)
-            else:
-                judged.append(Match(match.entry_id, match.stamp_ns, match.name, float(score)))
-        judged.sort(key=lambda m: -m.score)
-        return (judged + unjudged)[: max(1, k)]
-
     def payload(self, entry_id: int) -> bytes | None:
         return self._payloads.get(entry_id)
 

@@ -16,7 +16,7 @@ PALETTE = np.array(
 
 
 class Drawable(Protocol):
-    """Anything with these fields draws: find_ros.model's EntityMask, the nodes' EntityOutcome, Drawn."""
+    """Anything with these fields draws: find_ros.model's EntityMask, Drawn."""
 
     label: str
     score: float

@@ -28,32 +28,6 @@ def test_search_returns_the_most_similar_entries_best_first() -> None:
     assert [m.entry_id for m in matches] == list(expected)
 
 
-def test_reranked_search_reorders_the_shortlist_and_keeps_unjudged_entries_last() -> None:
-    vectors = _vectors(30)
-    memory = EmbeddingMemory(MemorySettings(dim=16))
-    for i, v in enumerate(vectors):
-        memory.add(v, stamp_ns=i, name=f"f{i}")
-    query = _vectors(1)[0]
-    shortlist = [m.entry_id for m in memory.search(query, k=8)]
-    asked: list[int] = []
-
-    def rescore(match):  # prefers higher ids; cannot judge the embedding's best entry
-        asked.append(match.entry_id)
-        return None if match.entry_id == shortlist[0] else float(match.entry_id)
-
-    matches = memory.search_reranked(query, 3, 8, rescore)
-    assert sorted(asked) == sorted(shortlist)  # only the shortlist is re-scored, each once
-    judged = sorted((i for i in shortlist if i != shortlist[0]), reverse=True)
-    assert [m.entry_id for m in matches] == judged[:3]
-    assert [m.score for m in matches] == [float(i) for i in judged[:3]]
-    everything = memory.search_reranked(query, 8, 8, rescore)
-    assert everything[-1].entry_id == shortlist[0]  # unjudged: after every judged one, cosine kept
-    assert everything[-1].score == pytest.approx(memory.search(query, 1)[0].score)
-    # No candidates: the plain embedding search, nothing re-scored.
-    asked.clear()
-    assert [m.entry_id for m in memory.search_reranked(query, 3, 0, rescore)] == shortlist[:3] and not asked
-
-
 def test_capacity_evicts_the_oldest_and_payload_budget_drops_old_payloads() -> None:
     memory = EmbeddingMemory(MemorySettings(dim=16, capacity=5, max_payload_bytes=300))
     for i, v in enumerate(_vectors(8)):

@@ -27,6 +27,10 @@ def _positive_int(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # The settings' own defaults (their module imports no torch or nerfstudio: --help stays fast).
+    from find_ros.fields.query import LOCATE_METHODS, CloudSettings, LocateSettings
+
+    cloud, locate = CloudSettings(), LocateSettings()
     parser = subparsers.add_parser("field", help="query a 3D FIND feature field trained with `ns-train find-field`")
     sub = parser.add_subparsers(dest="field_command", metavar="SUBCOMMAND", required=True)
     query = sub.add_parser("query", help="locate a text, image-crop or interleaved query in the field's scene")
@@ -41,13 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--find-model", metavar="DIR",
                        help="the FIND model the field was trained with (default: found by its fingerprint)")
     query.add_argument("--data", metavar="DIR", help="the run's dataset, if it moved since training")
-    query.add_argument("--views", type=_positive_int, default=16, help="training views rendered for the cloud (16)")
-    query.add_argument("--max-side", type=_positive_int, default=96, help="long side of those renderings, px (96)")
-    query.add_argument("--top-fraction", type=float, default=0.005,
-                       help="fraction of most relevant points clustered into the answer (0.005)")
-    query.add_argument("--locate", choices=("grounding", "relevancy"), default="grounding",
-                       help="grounding (default): FIND grounds the query in the rendered training views and the "
-                            "views that match best vote in 3D; relevancy: the field's embeddings alone")
+    query.add_argument("--views", type=_positive_int, default=cloud.views,
+                       help=f"training views rendered for the cloud ({cloud.views})")
+    query.add_argument("--max-side", type=_positive_int, default=cloud.max_side,
+                       help=f"long side of those renderings, px ({cloud.max_side})")
+    query.add_argument("--top-fraction", type=float, default=locate.top_fraction,
+                       help=f"fraction of most relevant points clustered into the answer ({locate.top_fraction})")
+    query.add_argument("--locate", choices=LOCATE_METHODS, default=locate.method,
+                       help=f"grounding: FIND grounds the query in the rendered training views and the views that "
+                            f"match best vote in 3D; relevancy: the field's embeddings alone ({locate.method})")
     query.add_argument("--device", default="auto", help="auto, cpu or cuda")
     query.add_argument("--rebuild", action="store_true", help="re-render the point cloud even if cached")
     query.set_defaults(func=run_query)
@@ -74,7 +80,9 @@ def _print(result: dict[str, Any], untrained: bool) -> None:
 def run_query(args: argparse.Namespace) -> int:
     from find_ros.commands.model import UNTRAINED_WARNING, Timer
     from find_ros.fields.loading import load_run
-    from find_ros.fields.query import CloudSettings, answer, cloud_for_run, parse_query
+    from find_ros.fields.cloud import cloud_for_run
+    from find_ros.fields.locate import answer
+    from find_ros.fields.query import CloudSettings, LocateSettings, parse_query
     from find_ros.image_io import read_rgb
 
     timer = Timer()
@@ -82,6 +90,7 @@ def run_query(args: argparse.Namespace) -> int:
     labels = [args.text or args.instruction or ""] + [f"crop {p}" for p in args.crop]
     query = parse_query(args.text, crops, args.instruction, label=" + ".join(x for x in labels if x))
     settings = CloudSettings(views=args.views, max_side=args.max_side)
+    locate = LocateSettings(method=args.locate, top_fraction=args.top_fraction)
     start = time.perf_counter()
     run = load_run(args.config, find_model=args.find_model, data=args.data, device=args.device)
     start = timer.stage("load_run", start)
@@ -90,7 +99,7 @@ def run_query(args: argparse.Namespace) -> int:
     embedder = run.model.embedder()  # loads FIND: timed apart from the query itself
     run.model.negative_embeddings()
     start = timer.stage("load_find", start)
-    result = answer(run, query, cloud=cloud, out=args.out, top_fraction=args.top_fraction, method=args.locate)
+    result = answer(run, query, cloud=cloud, out=args.out, settings=locate)
     timer.stage("query", start)
     result["timing_ms"] = timer.total()
     result["cloud_reused"] = reused

@@ -24,19 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from find_ros.fields.query import FieldCloud, Query
-
-
-@dataclass(frozen=True)
-class VoteSettings:
-    views: int = 5
-    """Views (those that match the query best) whose grounded masks vote."""
-    radius_voxels: float = 2.5
-    """A cloud point takes a view's vote within this many voxels of the view's lifted mask."""
-
-    def __post_init__(self) -> None:
-        if self.views < 1 or self.radius_voxels <= 0:
-            raise ValueError(f"invalid vote settings {self}")
+from find_ros.fields.query import FieldCloud, Query, VoteSettings
+from find_ros.model.results import rank_by_match
 
 
 @dataclass
@@ -61,8 +50,8 @@ def ground_views(find_model: Any, images: list[np.ndarray], query: Query) -> lis
     instruction = find_model.encode_instruction(text, crops)
     grounded = []
     for k, rgb in enumerate(images):
-        entity = find_model.ground(find_model.encode_image(rgb), instruction)[0].entities[0]
-        grounded.append(GroundedView(k, float(entity.match), np.asarray(entity.mask, dtype=bool)))
+        result = find_model.ground(find_model.encode_image(rgb), instruction)[0]
+        grounded.append(GroundedView(k, result.match(0), np.asarray(result.entities[0].mask, dtype=bool)))
     return grounded
 
 
@@ -82,7 +71,7 @@ def vote(cloud: FieldCloud, grounded: list[GroundedView], settings: VoteSettings
     and those views, best first."""
     from scipy.spatial import cKDTree
 
-    kept = sorted(grounded, key=lambda g: -g.match)[: settings.views]
+    kept = [grounded[i] for i in rank_by_match([g.match for g in grounded])[: settings.views]]
     points = cloud.points.numpy().astype(np.float64)
     votes = np.zeros(len(points))
     radius = settings.radius_voxels * cloud.voxel

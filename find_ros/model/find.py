@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from find_ros.instructions import parse_instruction
+from find_ros.instructions import ParsedInstruction, parse_instruction
 from find_ros.model import checkpoint, readout
 from find_ros.model.config import FindConfig
 from find_ros.model.embeddings import (
@@ -66,7 +66,7 @@ from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepa
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
-from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult
+from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
 from find_ros.model.sampler import EmbeddingSampler, InterleaveText
 
 
@@ -238,11 +238,19 @@ class FindModel(nn.Module):
                 seen_visual += 1
         return TokenSet(merged.tokens, merged.groups[order], tuple(merged.labels[i] for i in order))
 
-    def encode_instruction(self, text: str, visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
-        """An interleaved instruction ("the mug left of <0>") with its visual entities: RGB crops or
-        :class:`RegionRef` regions of encoded frames. Errors name what is wrong (ValueError)."""
+    def encode_instruction(self, instruction: str | ParsedInstruction,
+                           visuals: Sequence[np.ndarray | RegionRef] = ()) -> InstructionEmbeddings:
+        """An interleaved instruction ("the mug left of <0>", or as :func:`parse_instruction` parsed
+        it) with its visual entities: RGB crops or :class:`RegionRef` regions of encoded frames.
+        Errors name what is wrong (ValueError)."""
         visuals = as_sequence(visuals, "visuals")
-        parsed = parse_instruction(text, len(visuals))
+        if isinstance(instruction, ParsedInstruction):
+            parsed = instruction
+            if set(parsed.visual_indices) != set(range(len(visuals))):
+                raise ValueError(f"the instruction names visual entities {sorted(set(parsed.visual_indices))}, "
+                                 f"but {len(visuals)} were given")
+        else:
+            parsed = parse_instruction(instruction, len(visuals))
         for k, v in enumerate(visuals):
             if isinstance(v, np.ndarray):
                 check_image(v, k)
@@ -396,12 +404,14 @@ class FindModel(nn.Module):
 
     # --------------------------------------------------------------------------------- convenience
 
-    def ground(self, image: ImageEmbeddings, instruction: InstructionEmbeddings | str,
+    def ground(self, image: ImageEmbeddings, instruction: InstructionEmbeddings | ParsedInstruction | str,
                visuals: Sequence[np.ndarray | RegionRef] = ()) -> list[GroundingResult]:
-        """Interleave grounding: one mask (original image size), score and box per entity, per image."""
-        if isinstance(instruction, str):
+        """Interleave grounding: one mask (original image size), score and box per entity, per image;
+        each entity says which ``<k>`` it is (``visual_index``)."""
+        if isinstance(instruction, (str, ParsedInstruction)):
             instruction = self.encode_instruction(instruction, visuals)
-        return self.readout(self.run("interleave_grounding", image, interleave=instruction))
+        return self.readout(self.run("interleave_grounding", image, interleave=instruction),
+                            visual_indices=[e.visual_index for e in instruction.entities])
 
     def ground_phrases(self, image: ImageEmbeddings, phrases: Sequence[str]) -> list[GroundingResult]:
         """Grounded segmentation: one mask per referring phrase."""
@@ -412,20 +422,14 @@ class FindModel(nn.Module):
         return self.readout(self.run("interactive_segmentation", image, spatial=prompts))
 
     def segment(self, image: ImageEmbeddings, classes: Sequence[str | VisualClass] | TokenSet, *, stuff: Sequence[str] = (),
-                object_threshold: float | None = None, overlap_threshold: float | None = None,
-                top_k: int | None = None,
-                modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
+                settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
         """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
         ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
-        Unset thresholds and ``top_k`` are the config's (object_mask_threshold, overlap_threshold,
-        detections_per_image)."""
-        config = self.config
-        object_threshold = config.object_mask_threshold if object_threshold is None else object_threshold
-        overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
-        top_k = config.detections_per_image if top_k is None else top_k
+        ``settings`` default to the model config's; ``options`` (``object_threshold=0.5``, ...)
+        override their fields."""
+        settings = settings or self.config.segmentation_settings()
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
-                            object_threshold=object_threshold, overlap_threshold=overlap_threshold, top_k=top_k,
-                            modes=modes)
+                            settings=settings, **options)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so

@@ -15,6 +15,7 @@ Read-outs return the plain values of :mod:`find_ros.model.results`, at each imag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,14 +33,12 @@ from find_ros.model.results import (
     RetrievalResult,
     Segment,
     SegmentationResult,
+    SegmentationSettings,
     mask_box,
 )
 
 if TYPE_CHECKING:
     from find_ros.model.find import TaskOutput
-
-SEGMENTATION_MODES = ("panoptic", "semantic", "instance")
-
 
 def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int) -> Tensor:
     """Mask logits (N, H/4, W/4) of image ``index`` → (N, H, W) at its original size (float32)."""
@@ -81,14 +80,18 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     return torch.where(targets.has_pixel_ref[:, None], pixel_logits, logits)
 
 
-def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0) -> list[GroundingResult]:
-    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit."""
+def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
+               visual_indices: Sequence[int | None] | None = None) -> list[GroundingResult]:
+    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit.
+    ``visual_indices`` (per target: k of an instruction's ``<k>``, None for text) label the entities."""
     spec = output.prototype.readout
     preds = output.predictions
     targets = match_targets(output)
     count = preds.semantic[spec.targets].shape[1]
     labels = targets.labels if targets is not None else tuple(str(i) for i in range(count))
     has_ref = targets.has_pixel_ref if targets is not None else None
+    if visual_indices is not None and len(visual_indices) != len(labels):
+        raise ValueError(f"{len(visual_indices)} visual indices for {len(labels)} targets")
     results = []
     for b in range(output.image.batch_size):
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
@@ -98,7 +101,8 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0) ->
         entities = [
             EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
                        proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
-                       match=float(logits[g, chosen[g]]))
+                       match=float(logits[g, chosen[g]]),
+                       visual_index=visual_indices[g] if visual_indices is not None else None)
             for g in range(len(labels))
         ]
         results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
@@ -179,13 +183,12 @@ def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], 
     return out
 
 
-def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (), object_threshold: float = 0.8,
-                  overlap_threshold: float = 0.8, top_k: int = 100,
-                  modes: Sequence[str] = SEGMENTATION_MODES) -> list[SegmentationResult]:
-    """Generic segmentation of every image over the class prompt (``stuff``: classes merged per class)."""
-    bad = set(modes) - set(SEGMENTATION_MODES)
-    if bad:
-        raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (),
+                  settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
+    """Generic segmentation of every image over the class prompt (``stuff``: classes merged per
+    class); ``options`` are fields of :class:`SegmentationSettings` that override ``settings``."""
+    settings = dataclasses.replace(settings or SegmentationSettings(), **options)
+    modes = settings.modes
     spec = output.prototype.readout
     preds = output.predictions
     classes = match_targets(output)
@@ -197,12 +200,12 @@ def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = ()
     for b in range(output.image.batch_size):
         logits = class_logits(heads, preds.semantic[spec.proposals][b], preds.semantic[spec.targets][b]).float()
         masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
-        panoptic, segments = (panoptic_merge(masks, logits, labels, thing, object_threshold, overlap_threshold)
-                              if "panoptic" in modes else (None, []))
+        panoptic, segments = (panoptic_merge(masks, logits, labels, thing, settings.object_threshold,
+                                             settings.overlap_threshold) if "panoptic" in modes else (None, []))
         results.append(SegmentationResult(
             image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
             semantic=semantic_map(masks, logits) if "semantic" in modes else None,
-            instances=instances(masks, logits, labels, top_k) if "instance" in modes else [],
+            instances=instances(masks, logits, labels, settings.top_k) if "instance" in modes else [],
         ))
     return results
 
@@ -230,13 +233,14 @@ def read_similarity(output: TaskOutput) -> RetrievalResult:
 
 
 def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, **options: Any) -> Any:
-    """The task's read-out of a predicted ``output``: list[GroundingResult] (match),
-    list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`), RetrievalResult
-    (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to match read-outs."""
+    """The task's read-out of a predicted ``output``: list[GroundingResult] (match, ``options`` as
+    :func:`read_match`), list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`),
+    RetrievalResult (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to
+    match read-outs."""
     kind = output.prototype.readout.kind
     with torch.no_grad():
         if kind == "match":
-            return read_match(heads, output, semantic_blend)
+            return read_match(heads, output, semantic_blend, **options)
         if kind == "panoptic":
             return read_panoptic(heads, output, **options)
         if kind == "similarity":

@@ -1,11 +1,16 @@
-"""What the read-outs return: plain numpy/python values at the original image size, JSON-ready."""
+"""What the read-outs return — plain numpy/python values at the original image size, JSON-ready —
+and the settings of generic segmentation's read-out. Plain data: this module imports no torch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def mask_box(mask: np.ndarray) -> list[int] | None:
@@ -22,7 +27,8 @@ class EntityMask:
     """The answer for one entity (or phrase, or clicked object): the chosen proposal's mask.
 
     ``score`` is the chosen proposal's probability among all proposals (softmax of the matching
-    logits), ``box`` the mask's box or None when the mask is empty.
+    logits), ``box`` the mask's box or None when the mask is empty. ``is_visual``: the target is an
+    image region (matched in pixel space); ``visual_index``: k when it is an instruction's ``<k>``.
     """
 
     label: str
@@ -34,6 +40,7 @@ class EntityMask:
     # The chosen proposal's matching logit (scaled cosine): unlike ``score``, comparable across
     # images, so it tells in which of several frames the entity is seen best.
     match: float = 0.0
+    visual_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.box is None:
@@ -54,6 +61,21 @@ class GroundingResult:
 
     def to_dict(self) -> dict[str, object]:
         return {"image_size": list(self.image_size), "entities": [e.to_dict() for e in self.entities]}
+
+    def match(self, entity: int | None = None) -> float:
+        """How well this image shows the instruction, comparable across images: the match logit of
+        entity ``entity``, or the mean over all entities (a small object barely moves a whole-image
+        embedding, but its own proposal matches it sharply)."""
+        if entity is not None:
+            return float(self.entities[entity].match)
+        return float(np.mean([e.match for e in self.entities])) if self.entities else float("-inf")
+
+
+def rank_by_match(matches: Sequence[float | None]) -> list[int]:
+    """Positions of images best match (:meth:`GroundingResult.match`) first, ties in the given
+    order; an image that could not be grounded (None) ranks after every grounded one."""
+    judged = sorted((i for i, m in enumerate(matches) if m is not None), key=lambda i: -matches[i])
+    return judged + [i for i, m in enumerate(matches) if m is None]
 
 
 @dataclass
@@ -85,6 +107,34 @@ class Instance:
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "class_index": self.class_index, "score": round(self.score, 6),
                 "box": self.box, "mask_area": int(self.mask.sum())}
+
+
+SEGMENTATION_MODES = ("panoptic", "semantic", "instance")
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """How generic segmentation reads its proposals out (Mask2Former's inference)."""
+
+    object_threshold: float = 0.8
+    """Minimum class score of a panoptic segment."""
+    overlap_threshold: float = 0.8
+    """Minimum share of a segment's mask that must stay visible after overlaps are resolved."""
+    top_k: int = 100
+    """Instances kept (the top-scoring query-class pairs)."""
+    modes: tuple[str, ...] = SEGMENTATION_MODES
+    """Which of panoptic, semantic and instance to compute."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", tuple(self.modes))
+        bad = set(self.modes) - set(SEGMENTATION_MODES)
+        if bad:
+            raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+        for name in ("object_threshold", "overlap_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be positive, got {self.top_k}")
 
 
 @dataclass

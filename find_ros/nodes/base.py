@@ -17,18 +17,27 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 
+from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.nodes import diagnostics
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
 from find_ros.nodes.instruction_msgs import FrameRegion, read_instruction
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import declare
 from find_ros.nodes.qos import INSTRUCTION_SUBSCRIBER, image_qos_for
+
+if TYPE_CHECKING:
+    from find_ros_msgs.msg import Instruction
+    from std_msgs.msg import Header
+
+    from find_ros.instructions import ParsedInstruction
+    from find_ros.model import ImageEmbeddings
+    from find_ros.nodes.engine import EncodedInstruction, PerceptionEngine
 
 # Frames whose stamp is within this of a region's stamp count as "that frame".
 REGION_STAMP_TOLERANCE_NS = 20_000_000
@@ -38,10 +47,10 @@ REGION_STAMP_TOLERANCE_NS = 20_000_000
 class ActiveInstruction:
     """An instruction that passed the checks; ``encoded`` is filled by the worker on first use."""
 
-    msg: Any
-    parsed: Any
-    visuals: list[Any]
-    encoded: Any = None
+    msg: Instruction
+    parsed: ParsedInstruction
+    visuals: list[np.ndarray | FrameRegion]
+    encoded: EncodedInstruction | None = None
 
 
 @dataclass
@@ -56,24 +65,6 @@ def stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    import cv2
-
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("frame could not be JPEG-encoded")
-    return data.tobytes()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("stored frame does not decode")
-    return np.ascontiguousarray(bgr[..., ::-1])
-
-
 class PerceptionNode(LifecycleNode):
     """Base of the grounding and localization nodes; subclasses implement the hooks below."""
 
@@ -85,7 +76,8 @@ class PerceptionNode(LifecycleNode):
         """Whether this node keeps the instruction (e.g. want_grounding)."""
         raise NotImplementedError
 
-    def on_frame(self, rgb: np.ndarray, header: Any, frame: Any, waited_s: float, decode_ms: float, vision_ms: float) -> None:
+    def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
+                 vision_ms: float) -> None:
         """Do this node's work on one encoded frame."""
         raise NotImplementedError
 
@@ -102,7 +94,7 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.params = declare(self, self.params_type)
-        self.engine: Any = None
+        self.engine: PerceptionEngine | None = None
         self._worker: LatestFrameWorker | None = None
         self._image_sub: Any = None
         self._instruction_sub: Any = None
@@ -195,7 +187,7 @@ class PerceptionNode(LifecycleNode):
     def _on_instruction(self, msg: Any) -> None:
         self.accept(msg)
 
-    def encoded(self, active: ActiveInstruction) -> Any | None:
+    def encoded(self, active: ActiveInstruction) -> EncodedInstruction | None:
         """The instruction's embeddings, computed once; None (and the instruction dropped) if it fails."""
         if active.encoded is None:
             try:
@@ -224,7 +216,7 @@ class PerceptionNode(LifecycleNode):
         best = min(self._recent, key=lambda item: abs(item[0] - stamp), default=None)
         if best is None or abs(best[0] - stamp) > REGION_STAMP_TOLERANCE_NS:
             return None
-        return decode_jpeg(best[1])
+        return decode_image(best[1])
 
     def drop_instruction(self, active: ActiveInstruction, reason: str) -> None:
         with self.lock:

@@ -1,79 +1,39 @@
-"""The nodes' one door to the model: FindModel calls, device/precision settings, and result messages.
+"""The nodes' one door to the model: FindModel calls and the device/precision settings.
 
 Nodes never touch torch. They hand RGB arrays and parsed instructions to a PerceptionEngine and get
-back plain results (EntityOutcome) that this module also turns into find_ros_msgs. One lock
-serialises model use, so the frame worker and a service callback never run the model at once.
+back the model's own results (GroundingResult), which :mod:`find_ros.nodes.result_msgs` turns into
+find_ros_msgs. One lock serialises model use, so the frame worker and a service callback never run
+the model at once.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class EntityOutcome:
-    """Where one entity was found in one frame (pixels of that frame)."""
-
-    entity_index: int
-    label: str
-    visual_index: int | None
-    score: float
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive ends; zeros when the mask is empty
-    mask: np.ndarray                # bool (H, W)
-    match: float = 0.0              # matching logit: comparable across frames, unlike score
-
-
-def entity_msg(outcome: EntityOutcome, header: Any, with_mask: bool, score_threshold: float) -> Any:
-    """find_ros_msgs/EntityResult; below the threshold the box and mask stay empty."""
-    from find_ros_msgs.msg import EntityResult
-
-    from find_ros.nodes.images import numpy_to_image_msg
-
-    msg = EntityResult()
-    msg.entity_index = outcome.entity_index
-    msg.label = outcome.label[:500]
-    msg.visual_index = -1 if outcome.visual_index is None else int(outcome.visual_index)
-    msg.score = float(outcome.score)
-    if outcome.score < score_threshold:
-        return msg
-    x0, y0, x1, y1 = outcome.box
-    msg.box.x_offset, msg.box.y_offset, msg.box.width, msg.box.height = x0, y0, x1 - x0, y1 - y0
-    msg.mask_area = int(outcome.mask.sum())
-    if with_mask:
-        msg.mask = numpy_to_image_msg(outcome.mask.astype(np.uint8) * 255, "mono8", header)
-    return msg
-
-
-def grounding_msg(header: Any, instruction_id: str, size: tuple[int, int], outcomes: list[EntityOutcome], params: Any) -> Any:
-    """find_ros_msgs/Grounding for one frame and one instruction (timing left to the caller)."""
-    from find_ros_msgs.msg import Grounding
-
-    msg = Grounding()
-    msg.header = header
-    msg.instruction_id = instruction_id
-    msg.image_height, msg.image_width = int(size[0]), int(size[1])
-    msg.entities = [entity_msg(o, header, params.publish_masks if hasattr(params, "publish_masks") else True,
-                               getattr(params, "score_threshold", 0.0)) for o in outcomes]
-    return msg
+if TYPE_CHECKING:
+    from find_ros.instructions import ParsedInstruction
+    from find_ros.model import ImageEmbeddings, InstructionEmbeddings
+    from find_ros.model.results import GroundingResult
+    from find_ros.nodes.params import NodeParams
 
 
 @dataclass
 class EncodedInstruction:
-    """An instruction encoded once: the model's embeddings, its entities, and its retrieval vector."""
+    """An instruction encoded once: the model's embeddings (which carry the parsed instruction) and,
+    once localization asks for it, its retrieval vector."""
 
-    parsed: Any
-    embeddings: Any
-    vector: np.ndarray  # unit-length interleave-retrieval embedding
+    embeddings: InstructionEmbeddings
+    vector: np.ndarray | None = None  # unit-length interleave-retrieval embedding
 
 
 class PerceptionEngine:
     """FindModel behind the settings of a node (model dir, device, precision, input size)."""
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: NodeParams) -> None:
         from find_ros.model import FindModel, resolve_model_dir
 
         model_dir = resolve_model_dir(params.model or None)
@@ -86,34 +46,30 @@ class PerceptionEngine:
         self.embedding_dim = self.model.embed_dim
         self._lock = threading.Lock()
 
-    def encode_frame(self, rgb: np.ndarray) -> Any:
+    def encode_frame(self, rgb: np.ndarray) -> ImageEmbeddings:
         with self._lock:
             return self.model.encode_image(rgb)
 
-    def encode_instruction(self, parsed: Any, visuals: list[np.ndarray]) -> EncodedInstruction:
+    def encode_instruction(self, parsed: ParsedInstruction, visuals: list[np.ndarray]) -> EncodedInstruction:
         """Raises ValueError naming what is wrong (too many tokens, a bad crop, ...)."""
         with self._lock:
-            embeddings = self.model.encode_instruction(parsed.text, visuals)
-            vector = self.model.embed_instructions([embeddings])[0].cpu().numpy()
-        return EncodedInstruction(parsed, embeddings, vector)
+            return EncodedInstruction(self.model.encode_instruction(parsed, visuals))
 
-    def ground(self, frame: Any, instruction: EncodedInstruction) -> list[EntityOutcome]:
+    def ground(self, frame: ImageEmbeddings, instruction: EncodedInstruction) -> GroundingResult:
+        """One mask, score, box and match logit per entity of the instruction, in this frame."""
         with self._lock:
-            result = self.model.ground(frame, instruction.embeddings)[0]
-        outcomes = []
-        for index, (entity, found) in enumerate(zip(instruction.parsed.entities, result.entities)):
-            box = tuple(found.box) if found.box is not None else (0, 0, 0, 0)
-            outcomes.append(EntityOutcome(index, entity.label, entity.visual_index, float(found.score), box, found.mask,
-                                          float(found.match)))
-        return outcomes
+            return self.model.ground(frame, instruction.embeddings)[0]
 
-    def frame_vector(self, frame: Any) -> np.ndarray:
+    def frame_vector(self, frame: ImageEmbeddings) -> np.ndarray:
         """Unit-length image embedding, comparable with :meth:`instruction_vector`."""
         with self._lock:
             return self.model.embed_images(frame, "interleave_retrieval")[0].cpu().numpy()
 
-    @staticmethod
-    def instruction_vector(instruction: EncodedInstruction) -> np.ndarray:
+    def instruction_vector(self, instruction: EncodedInstruction) -> np.ndarray:
+        """The instruction's unit-length interleave-retrieval embedding, computed on first use."""
+        if instruction.vector is None:
+            with self._lock:
+                instruction.vector = self.model.embed_instructions([instruction.embeddings])[0].cpu().numpy()
         return instruction.vector
 
     def close(self) -> None:
@@ -125,5 +81,3 @@ class PerceptionEngine:
             del self.model
         if on_cuda:
             torch.cuda.empty_cache()
-
-    grounding_msg = staticmethod(grounding_msg)

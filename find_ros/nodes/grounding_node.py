@@ -14,6 +14,7 @@ import numpy as np
 
 from find_ros.nodes.base import PerceptionNode
 from find_ros.nodes.params import GroundingParams
+from find_ros.nodes.result_msgs import grounding_msg
 
 
 class GroundingNode(PerceptionNode):
@@ -52,15 +53,16 @@ class GroundingNode(PerceptionNode):
             if encoded is None:
                 continue
             t0 = time.perf_counter()
-            outcomes = self.engine.ground(frame, encoded)
+            grounded = self.engine.ground(frame, encoded)
             t1 = time.perf_counter()
-            result = self.engine.grounding_msg(header, active.msg.id, rgb.shape[:2], outcomes, self.params)
-            result.timing.decode_ms, result.timing.vision_ms = decode_ms, vision_ms
-            result.timing.interface_ms = (t1 - t0) * 1e3
-            result.timing.queue_ms = waited_s * 1e3
-            result.timing.postprocess_ms = (time.perf_counter() - t1) * 1e3
-            self._grounding_pub.publish(result)
-            drawn.extend(o for o in outcomes if o.score >= self.params.score_threshold)
+            msg = grounding_msg(header, active.msg.id, grounded, with_masks=self.params.publish_masks,
+                                score_threshold=self.params.score_threshold)
+            msg.timing.decode_ms, msg.timing.vision_ms = decode_ms, vision_ms
+            msg.timing.interface_ms = (t1 - t0) * 1e3
+            msg.timing.queue_ms = waited_s * 1e3
+            msg.timing.postprocess_ms = (time.perf_counter() - t1) * 1e3
+            self._grounding_pub.publish(msg)
+            drawn.extend(e for e in grounded.entities if e.score >= self.params.score_threshold)
         if self._overlay_pub is not None and drawn:
             from find_ros.nodes.images import numpy_to_image_msg
             from find_ros.overlay import draw_overlay

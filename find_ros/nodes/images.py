@@ -95,15 +95,15 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
 
 def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png) -> RGB uint8 (H, W, 3)."""
-    import cv2  # deferred: only compressed streams need OpenCV
+    from find_ros.image_io import decode_image  # deferred: only compressed streams need OpenCV
 
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if data.size == 0:
+    data = bytes(msg.data)
+    if not data:
         raise ImageConversionError("compressed image has no data")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageConversionError(f"compressed image ({msg.format!r}, {data.size} bytes) does not decode")
-    return np.ascontiguousarray(bgr[..., ::-1])
+    try:
+        return decode_image(data)
+    except ValueError as error:
+        raise ImageConversionError(f"compressed image ({msg.format!r}, {len(data)} bytes) does not decode") from error
 
 
 def numpy_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> Any:

@@ -12,14 +12,25 @@ published when it matches. Visual entities given as frame regions are cut from r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from find_ros.memory import EmbeddingMemory, MemorySettings
-from find_ros.nodes.base import ActiveInstruction, PerceptionNode, decode_jpeg, encode_jpeg, stamp_ns
+from find_ros.image_io import decode_image, encode_jpeg
+from find_ros.memory import EmbeddingMemory, Match, MemorySettings
+from find_ros.model.results import rank_by_match
+from find_ros.nodes.base import ActiveInstruction, PerceptionNode, stamp_ns
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import LocalizationParams
+from find_ros.nodes.result_msgs import grounding_msg, localization_msg
+
+if TYPE_CHECKING:
+    from find_ros_msgs.msg import Localization
+    from std_msgs.msg import Header
+
+    from find_ros.model import ImageEmbeddings
+    from find_ros.model.results import GroundingResult
+    from find_ros.nodes.engine import EncodedInstruction
 
 MAX_PENDING_QUERIES = 16
 
@@ -101,51 +112,51 @@ class LocalizationNode(PerceptionNode):
         self.report_error(f"localization of {instruction_id[:64]!r} failed: {error}")
 
     # --- the work -----------------------------------------------------------------------------
-    def localize(self, active: ActiveInstruction | None, top_k: int) -> Any:
+    def localize(self, active: ActiveInstruction | None, top_k: int) -> Localization:
         """A Localization message: the best frames for the instruction, grounded in the best one."""
-        from find_ros_msgs.msg import FrameMatch, Localization
+        from std_msgs.msg import Header
 
         if active is None or self.engine is None or self.memory is None:
             raise ValueError("the node is not active")
         encoded = self.encoded(active)
         if encoded is None:
             raise ValueError(self.counters.last_error)
-        result = Localization()
-        result.header.stamp = self.get_clock().now().to_msg()
-        result.header.frame_id = active.msg.header.frame_id
-        result.instruction_id = active.msg.id
-        grounded: dict[int, tuple[np.ndarray, list[Any]]] = {}
-
-        def ground_remembered(match: Any) -> float | None:
-            """How well the instruction's entities are seen in a remembered frame: the mean of their
-            grounding match logits. A small object barely moves a whole-frame embedding, but its
-            own proposal matches it sharply (localization hits in MODEL_CARD.md)."""
-            payload = self.memory.payload(match.entry_id)
-            if payload is None:
-                return None
-            rgb = decode_jpeg(payload)
-            outcomes = self.engine.ground(self.engine.encode_frame(rgb), encoded)
-            grounded[match.entry_id] = (rgb, outcomes)
-            return float(np.mean([o.match for o in outcomes])) if outcomes else None
-
-        matches = self.memory.search_reranked(self.engine.instruction_vector(encoded), top_k,
-                                              self.params.rerank_candidates, ground_remembered)
-        for match in matches:
-            fm = FrameMatch(score=match.score)
-            fm.stamp.sec, fm.stamp.nanosec = divmod(match.stamp_ns, 1_000_000_000)
-            result.matches.append(fm)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=active.msg.header.frame_id)
+        matches, grounded = self.rank_remembered(encoded, top_k)
+        best_frame = None
         if matches:
-            if matches[0].entry_id not in grounded:  # re-ranking off, or it could not judge the best
-                ground_remembered(matches[0])
-            best = grounded.get(matches[0].entry_id)
-            if best is not None:
-                header = result.header.__class__()
-                header.stamp = result.matches[0].stamp
-                header.frame_id = result.header.frame_id
-                result.best_frame = self.engine.grounding_msg(header, active.msg.id, best[0].shape[:2], best[1], self.params)
-        return result
+            best = grounded.get(matches[0].entry_id) or self.ground_remembered(matches[0].entry_id, encoded)
+            if best is not None:  # None: the best frame's picture was dropped from the memory
+                best_header = Header(frame_id=header.frame_id)
+                best_header.stamp.sec, best_header.stamp.nanosec = divmod(matches[0].stamp_ns, 1_000_000_000)
+                best_frame = grounding_msg(best_header, active.msg.id, best)
+        return localization_msg(header, active.msg.id, [(m.stamp_ns, m.score) for m in matches], best_frame)
 
-    def on_frame(self, rgb: np.ndarray, header: Any, frame: Any, waited_s: float, decode_ms: float, vision_ms: float) -> None:
+    def rank_remembered(self, encoded: EncodedInstruction, top_k: int) -> tuple[list[Match], dict[int, GroundingResult]]:
+        """The ``top_k`` remembered frames for the instruction, best first, and the groundings made
+        on the way. The ``rerank_candidates`` nearest by embedding are re-ranked by grounding the
+        instruction in each (:func:`find_ros.model.results.rank_by_match`); a frame whose picture was
+        dropped keeps its embedding score and ranks after the grounded ones."""
+        candidates = self.params.rerank_candidates
+        shortlist = self.memory.search(self.engine.instruction_vector(encoded), max(top_k, candidates))
+        if candidates <= 0:
+            return shortlist[:top_k], {}
+        grounded = {m.entry_id: self.ground_remembered(m.entry_id, encoded) for m in shortlist}
+        scores = [None if grounded[m.entry_id] is None else grounded[m.entry_id].match() for m in shortlist]
+        ranked = [shortlist[i] if scores[i] is None else Match(shortlist[i].entry_id, shortlist[i].stamp_ns,
+                                                               shortlist[i].name, scores[i])
+                  for i in rank_by_match(scores)]
+        return ranked[: max(1, top_k)], {k: v for k, v in grounded.items() if v is not None}
+
+    def ground_remembered(self, entry_id: int, encoded: EncodedInstruction) -> GroundingResult | None:
+        """The instruction grounded in a remembered frame; None when its picture was dropped."""
+        payload = self.memory.payload(entry_id)
+        if payload is None:
+            return None
+        return self.engine.ground(self.engine.encode_frame(decode_image(payload)), encoded)
+
+    def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
+                 vision_ms: float) -> None:
         vector = self.engine.frame_vector(frame)
         stamp = stamp_ns(header.stamp)
         if self.memory is not None:
@@ -159,13 +170,8 @@ class LocalizationNode(PerceptionNode):
             score = float(vector @ self.engine.instruction_vector(encoded))
             if score < self.params.continuous_threshold:
                 continue
-            from find_ros_msgs.msg import FrameMatch, Localization
-
-            live = Localization(instruction_id=active.msg.id, live=True)
-            live.header = header
-            live.matches = [FrameMatch(stamp=header.stamp, score=score)]
-            live.best_frame = self.engine.grounding_msg(header, active.msg.id, rgb.shape[:2], self.engine.ground(frame, encoded), self.params)
-            self._localization_pub.publish(live)
+            best_frame = grounding_msg(header, active.msg.id, self.engine.ground(frame, encoded))
+            self._localization_pub.publish(localization_msg(header, active.msg.id, [(stamp, score)], best_frame, live=True))
 
     def lookup_frame(self, stamp: int) -> np.ndarray | None:
         from find_ros.nodes.base import REGION_STAMP_TOLERANCE_NS
@@ -174,7 +180,7 @@ class LocalizationNode(PerceptionNode):
             return None
         entry_id = self.memory.nearest_in_time(stamp, REGION_STAMP_TOLERANCE_NS)
         payload = None if entry_id is None else self.memory.payload(entry_id)
-        return None if payload is None else decode_jpeg(payload)
+        return None if payload is None else decode_image(payload)
 
 
 def main(args: list[str] | None = None) -> None:

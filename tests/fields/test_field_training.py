@@ -173,7 +173,9 @@ def test_nerfstudio_tools_load_the_run(first_run: Run, field_env: dict[str, str]
 
 
 def test_crop_and_instruction_queries(loaded, scene: Path, tmp_path: Path) -> None:
-    from find_ros.fields.query import CloudSettings, Query, answer, cloud_for_run
+    from find_ros.fields.cloud import cloud_for_run
+    from find_ros.fields.locate import answer
+    from find_ros.fields.query import CloudSettings, LocateSettings, Query
     from find_ros.image_io import read_rgb
 
     settings = CloudSettings(views=2, max_side=24)
@@ -186,7 +188,7 @@ def test_crop_and_instruction_queries(loaded, scene: Path, tmp_path: Path) -> No
     for query, method in itertools.product(
             (Query("crop", crops=[crop]), Query("instruction", text="the thing left of <0>", crops=[crop])),
             ("grounding", "relevancy")):
-        result = answer(loaded, query, cloud=cloud, method=method)
+        result = answer(loaded, query, cloud=cloud, settings=LocateSettings(method))
         assert result["method"] == method
         assert result["frame"] == "world" and result["region_points"] >= 1
         lo, hi, c = (np.array(v) for v in (result["box"]["min"], result["box"]["max"], result["center"]))
@@ -194,11 +196,11 @@ def test_crop_and_instruction_queries(loaded, scene: Path, tmp_path: Path) -> No
     # Located by FIND's grounding in the cloud's two rendered views, lifted through their surfaces.
     assert cloud.view_index.tolist() == [0, len(loaded.pipeline.datamanager.train_dataset) - 1]
     assert tuple(cloud.view_points.shape[1:3]) == tuple(int(v) for v in cloud.view_sizes.max(0).values)
-    grounded = answer(loaded, Query("text", text="the red cone"), cloud=cloud, method="grounding")
+    grounded = answer(loaded, Query("text", text="the red cone"), cloud=cloud, settings=LocateSettings("grounding"))
     assert grounded["method"] == "grounding" and len(grounded["grounded_views"]) == 2
     assert 0 < grounded["score"] <= 1 and grounded["region_points"] >= 1
     with pytest.raises(ValueError, match="locate method"):
-        answer(loaded, Query("text", text="the red cone"), cloud=cloud, method="guess")
+        LocateSettings("guess")
 
 
 def test_query_command_writes_a_ply_open3d_reads(first_run: Run, field_env: dict[str, str], tmp_path: Path) -> None:

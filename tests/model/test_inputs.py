@@ -44,6 +44,22 @@ def test_bad_instructions(model, text, visuals, message) -> None:
         model.encode_instruction(text, visuals)
 
 
+def test_a_parsed_instruction_is_encoded_as_its_text_and_checked_against_its_visuals(model, crop) -> None:
+    """A node parses an instruction once and hands the parsed form to the model."""
+    import torch
+
+    from find_ros.instructions import parse_instruction
+
+    parsed = parse_instruction("[the mug] left of <0>", 1)
+    from_parsed = model.encode_instruction(parsed, [crop])
+    from_text = model.encode_instruction("[the mug] left of <0>", [crop])
+    assert from_parsed.instruction is parsed and torch.equal(from_parsed.tokens, from_text.tokens)
+    with pytest.raises(ValueError, match=r"names visual entities \[0\], but 2 were given"):
+        model.encode_instruction(parsed, [crop, crop])
+    with pytest.raises(ValueError, match=r"names visual entities \[0\], but 0 were given"):
+        model.encode_instruction(parsed)
+
+
 def test_instruction_longer_than_the_token_limit(model) -> None:
     long = " ".join(["the red mug on the wooden table"] * 40)  # under the character limit, over 32 tokens
     assert len(long) < MAX_INSTRUCTION_CHARS
