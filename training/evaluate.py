@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from find_ros.model.results import SegmentationSettings
+
 EVAL_TASKS = ("generic", "grounded", "interleave_grounding", "crop_grounding", "image_text_retrieval",
               "interleave_retrieval")
 # crop_grounding is ours, not the paper's: the instruction is one visual entity alone ("<0>"), an RGB
@@ -40,9 +42,10 @@ def _chunks(seq: list, n: int):  # noqa: ANN202
 
 
 def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limit: int | None = None,
-             batch_size: int = 8, visual_prob: float = 0.5, seed: int = 0, object_threshold: float = 0.8,
-             overlap_threshold: float = 0.8, progress: bool = False) -> dict[str, Any]:
-    """Evaluate ``model`` (a FindModel) on ``data`` (a :class:`training.data.dataset.FindDataset`)."""
+             batch_size: int = 8, visual_prob: float = 0.5, seed: int = 0,
+             segmentation: SegmentationSettings | None = None, progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``model`` (a FindModel) on ``data`` (a :class:`training.data.dataset.FindDataset`);
+    generic segmentation is read out with ``segmentation`` (its panoptic mode)."""
     from find_ros.image_io import ENTITY_CROP_CONTEXT, crop_around
     from find_ros.model import RegionRef
     from find_ros.model.results import mask_box
@@ -80,8 +83,7 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
                 one = emb.select(b)
                 panoptic = data.panoptic_ids(sample) if sample.panoptic_file else None
                 if generic is not None and panoptic is not None:
-                    result = model.segment(one, list(cats.names), stuff=list(cats.stuff_names),
-                                           object_threshold=object_threshold, overlap_threshold=overlap_threshold,
+                    result = model.segment(one, list(cats.names), stuff=list(cats.stuff_names), settings=segmentation,
                                            modes=("panoptic",))[0]
                     pred_cats = {s.id: cats.ids[s.class_index] for s in result.segments}
                     scores = {s.id: s.score for s in result.segments}
@@ -184,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--visual-prob", type=float, default=0.5, help="probability that an entity is shown as a picture")
     parser.add_argument("--seed", type=int, default=0, help="seed of which entities turn visual")
-    parser.add_argument("--object-threshold", type=float, default=0.8)
-    parser.add_argument("--overlap-threshold", type=float, default=0.8)
+    read_out = SegmentationSettings()
+    parser.add_argument("--object-threshold", type=float, default=read_out.object_threshold)
+    parser.add_argument("--overlap-threshold", type=float, default=read_out.overlap_threshold)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
+        segmentation = SegmentationSettings(args.object_threshold, args.overlap_threshold)  # checked before loading
         from find_ros.model import FindModel, resolve_model_dir
         from training.data.dataset import load_split
         from training.data.sources import discover
@@ -207,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         model = FindModel.from_pretrained(model_dir, device=args.device)
         data = load_split(discover(args.data, args.split))
         result = evaluate(model, data, tasks=tasks, limit=args.limit, batch_size=args.batch_size,
-                          visual_prob=args.visual_prob, seed=args.seed, object_threshold=args.object_threshold,
-                          overlap_threshold=args.overlap_threshold, progress=not args.no_progress)
+                          visual_prob=args.visual_prob, seed=args.seed,
+                          segmentation=segmentation, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
         print(f"training.evaluate: error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""FIND's training losses (paper appendix A.2; weights in ANCHORS.md and in the YAML config).
+"""FIND's training losses (paper appendix A.2; the weights, the authors' released ones, are set in the
+YAML config).
 
 * Mask losses are computed on sampled points, not on full-resolution masks (Mask2Former, which FIND
   inherits): K points per mask, 75% of them where the prediction is most uncertain and the rest

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from find_ros.commands.model import Timer, embed_files, list_images, load_model, report
+from find_ros.commands.model import IMAGE_BATCH, TOP_K, Timer, embed_files, list_images, load_model, model_options, report
 
 ALBUM_FILE = "album.json"
 
@@ -80,18 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index = subparsers.add_parser("index", help="encode a folder of images into an album index")
     index.add_argument("folder", help="folder of images")
     index.add_argument("--out", required=True, help="index directory to write")
-    index.add_argument("--batch", type=int, default=8, help="images encoded at once (8)")
-    index.add_argument("--model", help="model directory (default: the shipped model)")
-    index.add_argument("--device", default="auto")
-    index.add_argument("--json", action="store_true", help="print one JSON object")
+    index.add_argument("--batch", type=int, default=IMAGE_BATCH, help=f"images encoded at once ({IMAGE_BATCH})")
+    model_options(index, "model directory (default: the shipped model)")
     index.set_defaults(func=run_index)
 
     search = subparsers.add_parser("search", help="search an album index with text and image crops")
     search.add_argument("index", help="directory written by `find-ros index`")
     search.add_argument("query", help='query, e.g. "a table with <0> on it" or plain text')
     search.add_argument("--crop", action="append", metavar="PATH", help="image of visual entity <k> (in order)")
-    search.add_argument("--top-k", type=int, default=5)
-    search.add_argument("--model", help="model directory (default: the one the index was made with)")
-    search.add_argument("--device", default="auto")
-    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.add_argument("--top-k", type=int, default=TOP_K, help=f"images listed ({TOP_K})")
+    model_options(search, "model directory (default: the one the index was made with)")
     search.set_defaults(func=run_search)

@@ -1,9 +1,9 @@
 """`find-ros tasks | ground | segment | retrieve`: the FIND model from the command line.
 
-Without ``--model`` the default model is used (``find_ros.model.default_model_dir``). Until a
-trained one ships, that is a small random placeholder: every output then says UNTRAINED (a warning
-on stderr, ``"untrained": true`` and a ``"warning"`` in JSON) — it checks the plumbing, it is not a
-result.
+Without ``--model`` the default model is used (``find_ros.model.default_model_dir``); when there is
+none, a small random placeholder, and every output then says UNTRAINED (a warning on stderr,
+``"untrained": true`` and a ``"warning"`` in JSON) — it checks the plumbing, it is not a result.
+Timings are per API call; benchmarks/model_latency.py times the stages inside them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_BATCH = 8  # images encoded at once by retrieve and index
+TOP_K = 5  # images listed per query by retrieve and search
 UNTRAINED_WARNING = "UNTRAINED model (random interface weights): outputs check the plumbing and are not results"
 
 
@@ -153,6 +155,9 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from find_ros.image_io import read_rgb
 
+    # Unset options keep the model's own read-out settings (a converted FIND model has the authors').
+    options = {name: value for name, value in (("object_threshold", args.threshold), ("overlap_threshold", args.overlap))
+               if value is not None}
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     if not classes:
         raise ValueError("--classes needs at least one class name, e.g. --classes 'cup,table'")
@@ -167,8 +172,7 @@ def run_segment(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         frame = model.encode_image(image)
         t = timer.stage("encode_image", t)
-        result = model.segment(frame, classes, stuff=stuff, object_threshold=args.threshold,
-                               overlap_threshold=args.overlap)[0]
+        result = model.segment(frame, classes, stuff=stuff, **options)[0]
         timer.stage("segment", t)
     if args.save_overlay:
         from find_ros.overlay import Drawn
@@ -222,12 +226,18 @@ def run_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", help="model directory (default: the shipped model, else an UNTRAINED placeholder)")
-        parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
+def model_options(parser: argparse.ArgumentParser,
+                  model_help: str = "model directory (default: the shipped model, else an UNTRAINED placeholder)") -> None:
+    """--model, --device and --json: what every model command takes."""
+    parser.add_argument("--model", help=model_help)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from find_ros.model.results import SegmentationSettings  # plain data: no torch at start-up
+
+    read_out = SegmentationSettings()
     tasks = subparsers.add_parser("tasks", help="list the registered FIND task prototypes")
     tasks.add_argument("--json", action="store_true", help="print JSON")
     tasks.set_defaults(func=run_tasks)
@@ -237,17 +247,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ground.add_argument("text", help='instruction, e.g. "the mug left of <0>" ([words] marks text entities)')
     ground.add_argument("--crop", action="append", metavar="PATH", help="image of visual entity <k> (in order; repeat)")
     ground.add_argument("--save-overlay", metavar="PATH", help="write the image with masks and boxes drawn")
-    common(ground)
+    model_options(ground)
     ground.set_defaults(func=run_ground)
 
     segment = subparsers.add_parser("segment", help="generic (panoptic/semantic/instance) segmentation")
     segment.add_argument("image", help="RGB image file")
     segment.add_argument("--classes", required=True, help='comma-separated class names, e.g. "cup,table,floor"')
     segment.add_argument("--stuff", help="comma-separated classes that are stuff (merged per class)")
-    segment.add_argument("--threshold", type=float, help="minimum class score of a segment (default: the model's, 0.8)")
-    segment.add_argument("--overlap", type=float, help="minimum visible fraction of a mask (default: the model's, 0.8)")
+    segment.add_argument("--threshold", type=float,
+                         help=f"minimum class score of a segment (default: the model's, else {read_out.object_threshold})")
+    segment.add_argument("--overlap", type=float,
+                         help=f"minimum visible fraction of a mask (default: the model's, else {read_out.overlap_threshold})")
     segment.add_argument("--save-overlay", metavar="PATH", help="write the image with segments drawn")
-    common(segment)
+    model_options(segment)
     segment.set_defaults(func=run_segment)
 
     retrieve = subparsers.add_parser("retrieve", help="rank a folder of images by captions or an interleaved instruction")
@@ -255,7 +267,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retrieve.add_argument("--text", action="append", metavar="CAPTION", help="caption query (repeatable)")
     retrieve.add_argument("--instruction", metavar="TEXT", help="interleaved query, e.g. 'a room with <0>'")
     retrieve.add_argument("--crop", action="append", metavar="PATH", help="visual entity <k> of --instruction")
-    retrieve.add_argument("--top-k", type=int, default=5, help="images listed per query (5)")
-    retrieve.add_argument("--batch", type=int, default=8, help="images encoded at once (8)")
-    common(retrieve)
+    retrieve.add_argument("--top-k", type=int, default=TOP_K, help=f"images listed per query ({TOP_K})")
+    retrieve.add_argument("--batch", type=int, default=IMAGE_BATCH, help=f"images encoded at once ({IMAGE_BATCH})")
+    model_options(retrieve)
     retrieve.set_defaults(func=run_retrieve)

@@ -1,51 +1,47 @@
 """FIND for find_ros: frozen foundation models + a trained interface (the API: find.py; building
 and loading: build.py; read-outs: readout.py).
 
-Imports torch and transformers only (never rclpy or nerfstudio).
+Imports torch and transformers only (never rclpy or nerfstudio), and those only when a module that
+needs them is used.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import Any
 
-from find_ros.model.config import FindConfig, tiny_config
-from find_ros.model.embeddings import (
-    ImageEmbeddings,
-    InstructionEmbeddings,
-    RegionRef,
-    SpatialPrompt,
-    TokenSet,
-    VisualClass,
-)
-from find_ros.model.find import FindModel, TaskOutput
-from find_ros.model.prototypes import (
-    PromptSpec,
-    QuerySpec,
-    ReadoutSpec,
-    TaskPrototype,
-    get_prototype,
-    list_prototypes,
-    register_prototype,
-    unregister_prototype,
-)
-from find_ros.model.results import (
-    EntityMask,
-    GroundingResult,
-    Instance,
-    RetrievalResult,
-    Segment,
-    SegmentationResult,
-)
+# Public names and the module that defines each. They load on first use (PEP 562), so plain-data
+# modules (config, results, embeddings' values) and the CLI's option defaults import no torch.
+_EXPORTS = {
+    "FindConfig": "config", "tiny_config": "config",
+    "ImageEmbeddings": "embeddings", "InstructionEmbeddings": "embeddings", "RegionRef": "embeddings",
+    "SpatialPrompt": "embeddings", "TokenSet": "embeddings", "VisualClass": "embeddings",
+    "FindModel": "find", "TaskOutput": "find",
+    "PromptSpec": "prototypes", "QuerySpec": "prototypes", "ReadoutSpec": "prototypes",
+    "TaskPrototype": "prototypes", "get_prototype": "prototypes", "list_prototypes": "prototypes",
+    "register_prototype": "prototypes", "unregister_prototype": "prototypes",
+    "EntityMask": "results", "GroundingResult": "results", "Instance": "results", "RetrievalResult": "results",
+    "Segment": "results", "SegmentationResult": "results", "SegmentationSettings": "results",
+}
 
-# Where the training issue ships the trained model: a directory with config.json inside the package.
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+# The packaged trained model: a directory with config.json inside the package.
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 MODEL_ENV = "FIND_ROS_MODEL"
 
 
 def default_model_dir() -> Path | None:
-    """The trained model to use when none is named: $FIND_ROS_MODEL, else find_ros/default_model/
-    once it exists; None until then (callers fall back to a labelled UNTRAINED placeholder)."""
+    """The trained model to use when none is named: $FIND_ROS_MODEL, else find_ros/default_model/;
+    None when neither has a config.json (callers fall back to a labelled UNTRAINED placeholder)."""
     for candidate in (os.environ.get(MODEL_ENV), PACKAGED_MODEL_DIR):
         if candidate and (Path(candidate) / "config.json").is_file():
             return Path(candidate)
@@ -65,10 +61,4 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     return untrained_model_dir()
 
 
-__all__ = [
-    "EntityMask", "FindConfig", "FindModel", "GroundingResult", "ImageEmbeddings", "Instance",
-    "InstructionEmbeddings", "PromptSpec", "QuerySpec", "ReadoutSpec", "RegionRef", "RetrievalResult", "Segment",
-    "SegmentationResult", "SpatialPrompt", "TaskOutput", "TaskPrototype", "TokenSet", "VisualClass",
-    "default_model_dir", "get_prototype", "list_prototypes", "register_prototype", "resolve_model_dir",
-    "tiny_config", "unregister_prototype",
-]
+__all__ = sorted([*_EXPORTS, "default_model_dir", "resolve_model_dir"])

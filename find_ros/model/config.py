@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from find_ros.model.results import SegmentationSettings
+
+_READ_OUT = SegmentationSettings()
 CONFIG_FORMAT = "find_ros.model/2"
 # Version 1 configs (saved before the neck choice and the released-model settings) read unchanged:
 # every field added since has a default that is version 1's behaviour.
@@ -22,7 +25,7 @@ class FindConfig:
     ``vision_model`` / ``language_model`` are what ``from_pretrained`` of transformers takes: a
     directory (absolute, or relative to the model directory), a packaged alias such as
     ``all-MiniLM-L6-v2``, or a hub name already in the local cache (nothing is downloaded).
-    The defaults of the sizes are FIND-T's (ANCHORS.md): 512 hidden, 8 heads, FFN 2048, 9 layers,
+    The defaults of the sizes are FIND-T's (the authors' released configuration, UX-Decoder/FIND): 512 hidden, 8 heads, FFN 2048, 9 layers,
     100 object queries + 1 image-level query, 3 feature levels, 640 px input.
     """
 
@@ -62,10 +65,11 @@ class FindConfig:
     # Memory slots of the authors' multi-round interactive segmentation; > 0 also keeps their
     # point-sampling weights (find_ros.model.point_sampling). Our own models have neither.
     spatial_memories: int = 0
-    # Generic segmentation read-out defaults (Mask2Former's; the released models' values).
-    object_mask_threshold: float = 0.8
-    overlap_threshold: float = 0.8
-    detections_per_image: int = 100
+    # Generic segmentation's read-out for this model (the authors' names; a converted model has
+    # its YAML's values): SegmentationSettings' object_threshold, overlap_threshold and top_k.
+    object_mask_threshold: float = _READ_OUT.object_threshold
+    overlap_threshold: float = _READ_OUT.overlap_threshold
+    detections_per_image: int = _READ_OUT.top_k
     # Where converted weights came from (find-ros import-find): file name, SHA-256, variant.
     source: dict[str, Any] | None = None
     # False until a training run saved these weights: surfaces print UNTRAINED when it is False.
@@ -82,11 +86,12 @@ class FindConfig:
                 problems.append(f"{name} must be >= 1")
         if self.neck not in NECKS:
             problems.append(f"neck {self.neck!r} is not one of {', '.join(NECKS)}")
-        if int(self.neck_layers) < 0 or int(self.spatial_memories) < 0 or int(self.detections_per_image) < 1:
-            problems.append("neck_layers and spatial_memories must be >= 0, detections_per_image >= 1")
-        for name in ("object_mask_threshold", "overlap_threshold"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                problems.append(f"{name} must be in [0, 1]")
+        if int(self.neck_layers) < 0 or int(self.spatial_memories) < 0:
+            problems.append("neck_layers and spatial_memories must be >= 0")
+        try:
+            self.segmentation_settings()
+        except ValueError as error:
+            problems.append(f"segmentation read-out: {error}")
         if not 0.0 <= self.visual_match_blend <= 1.0:
             problems.append("visual_match_blend must be in [0, 1]")
         if self.num_levels > 3:
@@ -97,6 +102,10 @@ class FindConfig:
             problems.append("class_template must contain {c}")
         if problems:
             raise ValueError("invalid FindConfig: " + "; ".join(problems))
+
+    def segmentation_settings(self) -> SegmentationSettings:
+        return SegmentationSettings(object_threshold=float(self.object_mask_threshold),
+                                    overlap_threshold=float(self.overlap_threshold), top_k=int(self.detections_per_image))
 
     @property
     def num_queries(self) -> int:

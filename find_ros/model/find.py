@@ -66,7 +66,7 @@ from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepa
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
-from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult
+from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
 from find_ros.model.sampler import EmbeddingSampler, InterleaveText
 
 
@@ -422,20 +422,14 @@ class FindModel(nn.Module):
         return self.readout(self.run("interactive_segmentation", image, spatial=prompts))
 
     def segment(self, image: ImageEmbeddings, classes: Sequence[str | VisualClass] | TokenSet, *, stuff: Sequence[str] = (),
-                object_threshold: float | None = None, overlap_threshold: float | None = None,
-                top_k: int | None = None,
-                modes: Sequence[str] = ("panoptic", "semantic", "instance")) -> list[SegmentationResult]:
+                settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
         """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
         ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
-        Unset thresholds and ``top_k`` are the config's (object_mask_threshold, overlap_threshold,
-        detections_per_image)."""
-        config = self.config
-        object_threshold = config.object_mask_threshold if object_threshold is None else object_threshold
-        overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
-        top_k = config.detections_per_image if top_k is None else top_k
+        ``settings`` default to the model config's; ``options`` (``object_threshold=0.5``, ...)
+        override their fields."""
+        settings = settings or self.config.segmentation_settings()
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
-                            object_threshold=object_threshold, overlap_threshold=overlap_threshold, top_k=top_k,
-                            modes=modes)
+                            settings=settings, **options)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so

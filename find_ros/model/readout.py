@@ -15,6 +15,7 @@ Read-outs return the plain values of :mod:`find_ros.model.results`, at each imag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,14 +33,12 @@ from find_ros.model.results import (
     RetrievalResult,
     Segment,
     SegmentationResult,
+    SegmentationSettings,
     mask_box,
 )
 
 if TYPE_CHECKING:
     from find_ros.model.find import TaskOutput
-
-SEGMENTATION_MODES = ("panoptic", "semantic", "instance")
-
 
 def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int) -> Tensor:
     """Mask logits (N, H/4, W/4) of image ``index`` → (N, H, W) at its original size (float32)."""
@@ -184,13 +183,12 @@ def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], 
     return out
 
 
-def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (), object_threshold: float = 0.8,
-                  overlap_threshold: float = 0.8, top_k: int = 100,
-                  modes: Sequence[str] = SEGMENTATION_MODES) -> list[SegmentationResult]:
-    """Generic segmentation of every image over the class prompt (``stuff``: classes merged per class)."""
-    bad = set(modes) - set(SEGMENTATION_MODES)
-    if bad:
-        raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (),
+                  settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
+    """Generic segmentation of every image over the class prompt (``stuff``: classes merged per
+    class); ``options`` are fields of :class:`SegmentationSettings` that override ``settings``."""
+    settings = dataclasses.replace(settings or SegmentationSettings(), **options)
+    modes = settings.modes
     spec = output.prototype.readout
     preds = output.predictions
     classes = match_targets(output)
@@ -202,12 +200,12 @@ def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = ()
     for b in range(output.image.batch_size):
         logits = class_logits(heads, preds.semantic[spec.proposals][b], preds.semantic[spec.targets][b]).float()
         masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
-        panoptic, segments = (panoptic_merge(masks, logits, labels, thing, object_threshold, overlap_threshold)
-                              if "panoptic" in modes else (None, []))
+        panoptic, segments = (panoptic_merge(masks, logits, labels, thing, settings.object_threshold,
+                                             settings.overlap_threshold) if "panoptic" in modes else (None, []))
         results.append(SegmentationResult(
             image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
             semantic=semantic_map(masks, logits) if "semantic" in modes else None,
-            instances=instances(masks, logits, labels, top_k) if "instance" in modes else [],
+            instances=instances(masks, logits, labels, settings.top_k) if "instance" in modes else [],
         ))
     return results
 

@@ -1,4 +1,5 @@
-"""What the read-outs return: plain numpy/python values at the original image size, JSON-ready."""
+"""What the read-outs return — plain numpy/python values at the original image size, JSON-ready —
+and the settings of generic segmentation's read-out. Plain data: this module imports no torch."""
 
 from __future__ import annotations
 
@@ -106,6 +107,34 @@ class Instance:
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "class_index": self.class_index, "score": round(self.score, 6),
                 "box": self.box, "mask_area": int(self.mask.sum())}
+
+
+SEGMENTATION_MODES = ("panoptic", "semantic", "instance")
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """How generic segmentation reads its proposals out (Mask2Former's inference)."""
+
+    object_threshold: float = 0.8
+    """Minimum class score of a panoptic segment."""
+    overlap_threshold: float = 0.8
+    """Minimum share of a segment's mask that must stay visible after overlaps are resolved."""
+    top_k: int = 100
+    """Instances kept (the top-scoring query-class pairs)."""
+    modes: tuple[str, ...] = SEGMENTATION_MODES
+    """Which of panoptic, semantic and instance to compute."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", tuple(self.modes))
+        bad = set(self.modes) - set(SEGMENTATION_MODES)
+        if bad:
+            raise ValueError(f"unknown segmentation mode(s) {sorted(bad)}")
+        for name in ("object_threshold", "overlap_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be positive, got {self.top_k}")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 
 from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.memory import EmbeddingMemory, Match, MemorySettings
+from find_ros.model.results import rank_by_match
 from find_ros.nodes.base import ActiveInstruction, PerceptionNode, stamp_ns
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import LocalizationParams
@@ -136,8 +137,6 @@ class LocalizationNode(PerceptionNode):
         on the way. The ``rerank_candidates`` nearest by embedding are re-ranked by grounding the
         instruction in each (:func:`find_ros.model.results.rank_by_match`); a frame whose picture was
         dropped keeps its embedding score and ranks after the grounded ones."""
-        from find_ros.model.results import rank_by_match  # deferred: the node imports no torch until a model loads
-
         candidates = self.params.rerank_candidates
         shortlist = self.memory.search(self.engine.instruction_vector(encoded), max(top_k, candidates))
         if candidates <= 0:

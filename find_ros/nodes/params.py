@@ -18,13 +18,27 @@ class NodeParams:
 
     model: str = ""               # model directory; "" = the packaged default model
     device: str = "auto"          # auto | cpu | cuda | cuda:N
-    precision: str = "auto"       # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    precision: str = "auto"       # auto (bf16 on CUDA, fp16 where the GPU lacks bf16; fp32 on CPU) | fp32 | fp16 | bf16
     input_size: int = 0           # long side the frame is resized to; 0 = the model's own setting
     image_topic: str = "/camera/image_raw"
     image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
     instruction_topic: str = "/find_ros/instruction"
     max_instructions: int = 8     # active instructions kept; the oldest is dropped beyond this
     diagnostics_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot work, naming the parameter."""
+        if self.image_transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be 'raw' or 'compressed', got {self.image_transport!r}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        _positive(self, "max_instructions")
+
+
+def _positive(params: NodeParams, *names: str) -> None:
+    for name in names:
+        if getattr(params, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(params, name)}")
 
 
 @dataclass
@@ -48,23 +62,15 @@ class LocalizationParams(NodeParams):
     continuous: bool = False            # publish when the live view matches an active instruction
     continuous_threshold: float = 0.5
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "memory_capacity", "top_k")
+        if self.rerank_candidates < 0:
+            raise ValueError(f"rerank_candidates must be >= 0, got {self.rerank_candidates}")
+
 
 def declare(node: Any, params_type: type[P]) -> P:
-    """Declare every field of ``params_type`` on ``node`` and return the values in effect."""
+    """Declare every field of ``params_type`` on ``node`` and return the values in effect (checked
+    by the dataclass)."""
     values = {f.name: node.declare_parameter(f.name, f.default).value for f in fields(params_type)}  # type: ignore[arg-type]
-    params = params_type(**values)
-    check(params)
-    return params
-
-
-def check(params: Any) -> None:
-    """Refuse settings that cannot work, naming the parameter."""
-    if params.image_transport not in ("raw", "compressed"):
-        raise ValueError(f"image_transport must be 'raw' or 'compressed', got {params.image_transport!r}")
-    if params.precision not in ("auto", "fp32", "fp16", "bf16"):
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {params.precision!r}")
-    if getattr(params, "rerank_candidates", 0) < 0:
-        raise ValueError(f"rerank_candidates must be >= 0, got {params.rerank_candidates}")
-    for name in ("max_instructions", "memory_capacity", "top_k"):
-        if hasattr(params, name) and getattr(params, name) <= 0:
-            raise ValueError(f"{name} must be positive, got {getattr(params, name)}")
+    return params_type(**values)

@@ -112,3 +112,16 @@ def test_nothing_else_in_the_package_loads_pickles() -> None:
                            for k in node.keywords)
                 readers[path.relative_to(REPO).as_posix()] = safe
     assert readers == {"find_ros/model/convert.py": True, "find_ros/fields/loading.py": True}
+
+
+def test_a_vision_directory_that_does_not_fit_its_config_is_named(fixture_dir: Path, tmp_path: Path) -> None:
+    from find_ros.model.encoders import load_vision_encoder
+
+    convert(fixture_dir, fixture_dir / "checkpoint.pt", tmp_path / "out")
+    vision = tmp_path / "out" / "vision"
+    spec = json.loads((vision / "config.json").read_text())
+    assert load_vision_encoder("vision", tmp_path / "out").channels[0] == spec["embed_dim"]
+    spec["embed_dim"] *= 2
+    (vision / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"vision/model\.safetensors does not fit"):
+        load_vision_encoder("vision", tmp_path / "out")
