@@ -39,6 +39,7 @@ encoders never get gradients. In eval mode every call runs without autograd.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,8 +426,9 @@ class FindModel(nn.Module):
         """Generic segmentation over ``classes`` (``stuff`` names the amorphous ones, merged per class).
         ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
         ``options`` (``object_threshold=0.5``, ...) override fields of ``settings``."""
+        settings = dataclasses.replace(settings or SegmentationSettings(), **options)  # checked before the run
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
-                            settings=settings, **options)
+                            settings=settings)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so
