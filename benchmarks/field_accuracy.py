@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-side", type=int, default=96)
     parser.add_argument("--top-fraction", type=float, default=0.005)
     parser.add_argument("--locate", choices=("grounding", "relevancy", "both"), default="both",
-                        help="how queries are located (find_ros.fields.query.answer); both: each is reported")
+                        help="how queries are located (find_ros.fields.locate.answer); both: each is reported")
     parser.add_argument("--ns-arg", action="append", default=[], help="extra ns-train argument (repeatable)")
     parser.add_argument("--reuse-run", action="store_true", help="evaluate an existing run in --work")
     parser.add_argument("--json", action="store_true")

@@ -19,6 +19,8 @@ embeddings, teacher and query side), cache (bounded on-disk teacher cache), targ
 set's teacher in memory), feature_field (hash grid + MLP head), relevancy (LERF relevancy, viewer
 colours), model / datamanager / pipeline / method (the nerfstudio method; depth supervision when
 the dataset has depth images), schedule (float learning-rate schedule: weights-only checkpoints),
-loading (reading a trained run back safely), query (point cloud, best region, PLY).
+loading (reading a trained run back safely), query (a query's data: what it looks for, the point
+cloud, the settings), cloud (rendering and caching the point cloud), grounded (FIND's grounding in
+the views, lifted and voted), locate (answering a query: score, region, PLY).
 Importing this package imports neither nerfstudio nor FIND; the submodules that need them do.
 """

@@ -39,6 +39,7 @@ encoders never get gradients. In eval mode every call runs without autograd.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,9 +428,9 @@ class FindModel(nn.Module):
         ``classes`` may also be a TokenSet from :meth:`encode_classes`, e.g. long descriptions.
         ``settings`` default to the model config's; ``options`` (``object_threshold=0.5``, ...)
         override their fields."""
-        settings = settings or self.config.segmentation_settings()
+        settings = dataclasses.replace(settings or self.config.segmentation_settings(), **options)  # checked before the run
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
-                            settings=settings, **options)
+                            settings=settings)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so

@@ -32,6 +32,7 @@ from find_ros.nodes.params import declare
 from find_ros.nodes.qos import INSTRUCTION_SUBSCRIBER, image_qos_for
 
 if TYPE_CHECKING:
+    from builtin_interfaces.msg import Time
     from find_ros_msgs.msg import Instruction
     from std_msgs.msg import Header
 
@@ -61,7 +62,7 @@ class Counters:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=200))
 
 
-def stamp_ns(stamp: Any) -> int:
+def stamp_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
@@ -72,7 +73,7 @@ class PerceptionNode(LifecycleNode):
     recent_frames: int = 30  # frames kept for resolving frame-region entities
 
     # --- hooks for subclasses -----------------------------------------------------------------
-    def wants(self, msg: Any) -> bool:
+    def wants(self, msg: Instruction) -> bool:
         """Whether this node keeps the instruction (e.g. want_grounding)."""
         raise NotImplementedError
 
@@ -165,7 +166,7 @@ class PerceptionNode(LifecycleNode):
                 active.encoded = None
 
     # --- instructions -------------------------------------------------------------------------
-    def accept(self, msg: Any) -> tuple[bool, str]:
+    def accept(self, msg: Instruction) -> tuple[bool, str]:
         """Check an instruction and keep it if this node wants it. Returns (accepted, reason/summary)."""
         try:
             parsed, visuals = read_instruction(msg)
@@ -184,7 +185,7 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warning(f"more than {self.params.max_instructions} instructions; dropped {dropped!r}")
         return True, "entities: " + ", ".join(e.label for e in parsed.entities)
 
-    def _on_instruction(self, msg: Any) -> None:
+    def _on_instruction(self, msg: Instruction) -> None:
         self.accept(msg)
 
     def encoded(self, active: ActiveInstruction) -> EncodedInstruction | None:
@@ -229,12 +230,12 @@ class PerceptionNode(LifecycleNode):
             return list(self.instructions.values())
 
     # --- frames -------------------------------------------------------------------------------
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         worker = self._worker
         if worker is not None:
             worker.put((msg, time.monotonic()))
 
-    def _process(self, item: tuple[Any, float], waited_s: float) -> None:
+    def _process(self, item: tuple[Image | CompressedImage, float], waited_s: float) -> None:
         msg, received_at = item
         if self.engine is None:
             return
@@ -248,7 +249,7 @@ class PerceptionNode(LifecycleNode):
         self.on_frame(rgb, msg.header, frame, waited_s, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         self.counters.latencies_ms.append((time.monotonic() - received_at) * 1e3)
 
-    def _on_frame_error(self, item: tuple[Any, float], error: BaseException) -> None:
+    def _on_frame_error(self, item: tuple[Image | CompressedImage, float], error: BaseException) -> None:
         self.counters.frames_bad += 1
         self.report_error(f"frame skipped: {error}")
 

@@ -8,13 +8,20 @@ the latest-frame worker and the input checks live in find_ros.nodes.base.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from find_ros.nodes.base import PerceptionNode
 from find_ros.nodes.params import GroundingParams
 from find_ros.nodes.result_msgs import grounding_msg
+
+if TYPE_CHECKING:
+    from find_ros_msgs.msg import Instruction
+    from find_ros_msgs.srv import SetInstruction
+    from std_msgs.msg import Header
+
+    from find_ros.model import ImageEmbeddings
 
 
 class GroundingNode(PerceptionNode):
@@ -39,14 +46,15 @@ class GroundingNode(PerceptionNode):
         if self._overlay_pub is not None:
             self.destroy_lifecycle_publisher(self._overlay_pub)
 
-    def wants(self, msg: Any) -> bool:
+    def wants(self, msg: Instruction) -> bool:
         return bool(msg.want_grounding)
 
-    def _on_set_instruction(self, request: Any, response: Any) -> Any:
+    def _on_set_instruction(self, request: SetInstruction.Request, response: SetInstruction.Response) -> SetInstruction.Response:
         response.accepted, response.message = self.accept(request.instruction)
         return response
 
-    def on_frame(self, rgb: np.ndarray, header: Any, frame: Any, waited_s: float, decode_ms: float, vision_ms: float) -> None:
+    def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
+                 vision_ms: float) -> None:
         drawn = []
         for active in self.active_instructions():
             encoded = self.encoded(active)

@@ -25,7 +25,8 @@ from find_ros.nodes.params import LocalizationParams
 from find_ros.nodes.result_msgs import grounding_msg, localization_msg
 
 if TYPE_CHECKING:
-    from find_ros_msgs.msg import Localization
+    from find_ros_msgs.msg import Instruction, Localization
+    from find_ros_msgs.srv import Localize
     from std_msgs.msg import Header
 
     from find_ros.model import ImageEmbeddings
@@ -78,16 +79,16 @@ class LocalizationNode(PerceptionNode):
         return result
 
     # --- instructions -------------------------------------------------------------------------
-    def wants(self, msg: Any) -> bool:
+    def wants(self, msg: Instruction) -> bool:
         return bool(msg.want_localization)
 
-    def accept(self, msg: Any) -> tuple[bool, str]:
+    def accept(self, msg: Instruction) -> tuple[bool, str]:
         accepted, reason = super().accept(msg)
         if accepted and msg.want_localization and self._queries is not None:
             self._queries.put(msg.id)  # answered on the query thread, also when no frames arrive
         return accepted, reason
 
-    def _on_localize(self, request: Any, response: Any) -> Any:
+    def _on_localize(self, request: Localize.Request, response: Localize.Response) -> Localize.Response:
         accepted, reason = PerceptionNode.accept(self, request.instruction)
         if not accepted:
             response.success, response.message = False, reason

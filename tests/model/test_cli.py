@@ -77,7 +77,7 @@ def test_default_model_is_the_labelled_untrained_placeholder(files, tmp_path) ->
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     shipped = default_model_dir()
-    if shipped is None:  # no trained model ships yet: the cache placeholder, loudly labelled
+    if shipped is None:  # no trained model found: the cache placeholder, loudly labelled
         assert Path(out["model"]["path"]).parent == tmp_path and out["model"]["untrained"] is True
         assert "UNTRAINED" in out["warning"] and "WARNING: UNTRAINED" in done.stderr
     else:
@@ -111,6 +111,7 @@ def test_segment_and_retrieve(tiny_dir, files, capsys) -> None:
         (["ground", "{broken}", "a mug"], "not a readable image"),
         (["ground", "{root}/missing.png", "a mug"], "image file not found"),
         (["segment", "{image}", "--classes", " , "], "--classes needs at least one class name"),
+        (["segment", "{image}", "--classes", "cup", "--threshold", "1.5"], "object_threshold must be in [0, 1]"),
         (["retrieve", "{root}/empty", "--text", "x"], "no images"),
         (["ground", "{image}", "a mug", "--model", "{root}/corrupt"], "corrupt or not a safetensors file"),
     ],

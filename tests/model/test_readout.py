@@ -63,3 +63,18 @@ def test_visual_match_blend_must_be_a_share() -> None:
 
     with pytest.raises(ValueError, match="visual_match_blend"):
         FindConfig(vision_model="v", language_model="l", visual_match_blend=1.5)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"object_threshold": 1.5}, "object_threshold must be in"),
+    ({"overlap_threshold": -0.1}, "overlap_threshold must be in"),
+    ({"top_k": 0}, "top_k must be positive"),
+    ({"modes": ("panoptic", "depth")}, r"unknown segmentation mode\(s\) \['depth'\]"),
+])
+def test_segmentation_settings_refuse_what_cannot_work(model, rgb, options, message) -> None:
+    from find_ros.model import SegmentationSettings
+
+    with pytest.raises(ValueError, match=message):
+        SegmentationSettings(**options)
+    with pytest.raises(ValueError, match=message):  # the same check on the model's door
+        model.segment(model.encode_image(rgb), ["cup"], **options)
