@@ -2,8 +2,12 @@
 
 Lifecycle (yolo_ros style): configure creates publishers, the instruction subscription and timers;
 activate loads the model and subscribes to the camera; deactivate unsubscribes and frees the model.
-Instructions may arrive in any state; they are checked at once (a bad one is rejected with the reason
-on /diagnostics) and encoded by the worker once, then reused on every frame.
+The lifecycle services live in a reentrant callback group of their own, so on a multi-threaded
+executor ``get_state`` answers ("activating") while ``on_activate`` loads the model on another
+thread, and a model that fails to load still fails the transition. ``~/ready`` (std_msgs/Bool,
+latched) says whether the model is loaded and frames are taken. Instructions may arrive in any state
+after configure; they are checked at once (a bad one is rejected with the reason on /diagnostics)
+and encoded by the worker once, then reused on every frame.
 
 Frames go through a depth-1 latest-wins slot to one worker thread, so inference never runs on the
 callback thread and the lag never grows. Recent frames are kept (JPEG, bounded) so a visual entity
@@ -20,15 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNodeMixin, State, TransitionCallbackReturn
+from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool
 
 from find_ros.nodes import diagnostics
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
 from find_ros.nodes.instruction_msgs import FrameRegion, read_instruction
 from find_ros.nodes.latest_frame import LatestFrameWorker
+from find_ros.nodes.any_durability import subscribe_any_durability
 from find_ros.nodes.params import declare
-from find_ros.nodes.qos import INSTRUCTION_SUBSCRIBER, image_qos_for
+from find_ros.nodes.qos import READY, image_qos_for
 
 # Frames whose stamp is within this of a region's stamp count as "that frame".
 REGION_STAMP_TOLERANCE_NS = 20_000_000
@@ -74,7 +82,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(LifecycleNodeMixin, Node):
     """Base of the grounding and localization nodes; subclasses implement the hooks below."""
 
     params_type: type = object
@@ -100,12 +108,17 @@ class PerceptionNode(LifecycleNode):
 
     # --- setup --------------------------------------------------------------------------------
     def __init__(self, name: str, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
+        Node.__init__(self, name, **kwargs)
+        # rclpy's LifecycleNode puts the lifecycle services in the node's default (mutually
+        # exclusive) group, where get_state would wait for a slow on_activate to finish.
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
         self.params = declare(self, self.params_type)
+        self._ready_pub = self.create_publisher(Bool, "~/ready", READY)
+        self._set_ready(False)
         self.engine: Any = None
         self._worker: LatestFrameWorker | None = None
         self._image_sub: Any = None
-        self._instruction_sub: Any = None
+        self._instruction_subs: list[Any] = []
         self._timer: Any = None
         self._diag_pub: Any = None
         self.instructions: OrderedDict[str, ActiveInstruction] = OrderedDict()
@@ -120,18 +133,20 @@ class PerceptionNode(LifecycleNode):
         # Diagnostics are published in every state: a rejected instruction is worth knowing about
         # while the node is still inactive.
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._instruction_sub = self.create_subscription(
-            Instruction, self.params.instruction_topic, self._on_instruction, INSTRUCTION_SUBSCRIBER
-        )
+        self._instruction_subs = subscribe_any_durability(self, Instruction, self.params.instruction_topic, self._on_instruction)
         self._timer = self.create_timer(self.params.diagnostics_period_s, self._publish_status)
         self.create_outputs()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: State) -> TransitionCallbackReturn:
+    def load_engine(self) -> Any:
+        """The model for this node's parameters; runs on the transition's thread, not the executor's."""
         from find_ros.nodes.engine import PerceptionEngine
 
+        return PerceptionEngine(self.params)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.engine = PerceptionEngine(self.params)
+            self.engine = self.load_engine()
         except Exception as error:  # noqa: BLE001 - a bad model must fail the transition, not the process
             self.report_error(f"model failed to load: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -140,7 +155,9 @@ class PerceptionNode(LifecycleNode):
         p = self.params
         topic, msg_type = (f"{p.image_topic}/compressed", CompressedImage) if p.image_transport == "compressed" else (p.image_topic, Image)
         self._image_sub = self.create_subscription(msg_type, topic, self._on_image, image_qos_for(self, topic))
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        self._set_ready(result == TransitionCallbackReturn.SUCCESS)
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
@@ -148,7 +165,9 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
-        self.destroy_subscription(self._instruction_sub)
+        for subscription in self._instruction_subs:
+            self.destroy_subscription(subscription)
+        self._instruction_subs = []
         self.destroy_timer(self._timer)
         self.destroy_publisher(self._diag_pub)
         self.destroy_outputs()
@@ -158,7 +177,15 @@ class PerceptionNode(LifecycleNode):
         self._release_model()
         return TransitionCallbackReturn.SUCCESS
 
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label: unconfigured, inactive, activating, active, ..."""
+        return self._state_machine.current_state[1]
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready_pub.publish(Bool(data=ready))
+
     def _release_model(self) -> None:
+        self._set_ready(False)
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
@@ -272,7 +299,7 @@ class PerceptionNode(LifecycleNode):
         latencies = sorted(self.counters.latencies_ms)
         engine = self.engine
         return {
-            "state": "active" if engine is not None else "inactive",
+            "state": self.lifecycle_state(),
             "model": engine.model_name if engine is not None else "",
             "device": engine.device if engine is not None else "",
             "frames_received": stats.received if stats else 0,

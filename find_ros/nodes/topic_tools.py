@@ -1,5 +1,9 @@
 """Publish or receive one message with a short-lived node: `ros2 topic pub/echo --once` for machines
-without ros2cli (it is not on PyPI), used by `find-ros instruct` / `find-ros echo` and the tests."""
+without ros2cli (it is not on PyPI), used by `find-ros instruct` / `find-ros echo` and the tests.
+
+They join whatever graph the caller's environment names (ROS_DOMAIN_ID, discovery range, RMW), as
+ros2cli does; keeping DDS on this machine is the caller's choice (find_ros.ros_env.isolate_dds).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ import time
 from typing import Any
 
 from rclpy.qos import QoSProfile
-
-from find_ros.ros_env import isolate_dds
 
 
 def message_type(name: str) -> type:
@@ -37,7 +39,6 @@ def publish_when_matched(
     """Publish ``msg`` once a subscriber is matched; returns how many subscribers were matched."""
     import rclpy
 
-    isolate_dds()
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
@@ -60,18 +61,20 @@ def publish_when_matched(
         rclpy.shutdown(context=context)
 
 
-def receive_one(topic: str, msg_type: type, qos: QoSProfile, *, timeout_s: float = 30.0) -> Any:
-    """Wait for one message on ``topic`` and return it."""
+def receive_one(topic: str, msg_type: type, *, timeout_s: float = 30.0) -> Any:
+    """Wait for one message on ``topic`` and return it: from volatile and transient-local (latched)
+    reliable senders alike, so a latched value such as a node's ``~/ready`` is shown at once."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    isolate_dds()
+    from find_ros.nodes.any_durability import subscribe_any_durability
+
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         node = rclpy.create_node("find_ros_echo", context=context)
         received: list[Any] = []
-        node.create_subscription(msg_type, topic, received.append, qos)
+        subscribe_any_durability(node, msg_type, topic, received.append)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         deadline = time.monotonic() + timeout_s
