@@ -42,7 +42,7 @@ def run_instruct(args: argparse.Namespace) -> int:
     matched = publish_when_matched(
         args.topic, msg, INSTRUCTION_PUBLISHER, wait_for_subscribers=args.wait, timeout_s=args.timeout
     )
-    print(f"published instruction {args.id!r} with {len(crops)} crop(s) to {args.topic} ({matched} subscriber(s))")
+    print(f"published instruction {args.id!r} with {len(crops)} crop(s) to {args.topic} ({matched} subscribing node(s))")
     return 0
 
 
@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--localize", action="store_true", help="also ask for video localization")
     p.add_argument("--no-grounding", action="store_true", help="do not ask for per-frame grounding")
     p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--wait", type=int, default=1, metavar="N", help="publish once N subscribers are matched")
+    p.add_argument("--wait", type=int, default=1, metavar="N", help="publish once N nodes subscribe")
     p.add_argument("--timeout", type=float, default=30.0)
     _localhost_flag(p)
     p.set_defaults(func=run_instruct)

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from rclpy.qos import DurabilityPolicy
+
 from find_ros.nodes.qos import ANY_DURABILITY
 
 SEEN_SAMPLES = 256  # identities remembered; a copy arrives right after its original
@@ -40,5 +42,13 @@ class _OncePerSample:
 
 def subscribe_any_durability(node: Any, msg_type: type, topic: str, callback: Callable[[Any], None]) -> list[Any]:
     """Subscribe ``callback`` to ``topic`` in both durabilities; returns the subscriptions."""
+    from rclpy.event_handler import SubscriptionEventCallbacks
+
     once = _OncePerSample(callback)
-    return [node.create_subscription(msg_type, topic, once, qos) for qos in ANY_DURABILITY]
+    # A volatile sender is "incompatible" with the transient-local subscription by design (the
+    # volatile one serves it), so that subscription does not warn about it.
+    quiet = SubscriptionEventCallbacks(incompatible_qos=lambda event: None)
+    return [
+        node.create_subscription(msg_type, topic, once, qos, event_callbacks=quiet if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL else None)
+        for qos in ANY_DURABILITY
+    ]

@@ -114,7 +114,13 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
         self.params = declare(self, self.params_type)
         self._ready_pub = self.create_publisher(Bool, "~/ready", READY)
+        self._ready: bool | None = None
         self._set_ready(False)
+        # Ready turns true on the lifecycle's own event that the node reached "active", so it never
+        # runs ahead of get_state; it turns false as soon as deactivation starts (_release_model).
+        from lifecycle_msgs.msg import TransitionEvent
+
+        self.create_subscription(TransitionEvent, "~/transition_event", self._on_transition_event, 10)
         self.engine: Any = None
         self._worker: LatestFrameWorker | None = None
         self._image_sub: Any = None
@@ -155,9 +161,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         p = self.params
         topic, msg_type = (f"{p.image_topic}/compressed", CompressedImage) if p.image_transport == "compressed" else (p.image_topic, Image)
         self._image_sub = self.create_subscription(msg_type, topic, self._on_image, image_qos_for(self, topic))
-        result = super().on_activate(state)
-        self._set_ready(result == TransitionCallbackReturn.SUCCESS)
-        return result
+        return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
@@ -182,7 +186,14 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         return self._state_machine.current_state[1]
 
     def _set_ready(self, ready: bool) -> None:
-        self._ready_pub.publish(Bool(data=ready))
+        if ready != self._ready:
+            self._ready = ready
+            self._ready_pub.publish(Bool(data=ready))
+
+    def _on_transition_event(self, event: Any) -> None:
+        from lifecycle_msgs.msg import State as StateMsg
+
+        self._set_ready(event.goal_state.id == StateMsg.PRIMARY_STATE_ACTIVE and self.engine is not None)
 
     def _release_model(self) -> None:
         self._set_ready(False)

@@ -30,6 +30,15 @@ def bring_up(node: Any) -> bool:
     return node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE  # noqa: SLF001
 
 
+def executor_for(nodes: Sequence[Any], context: Any) -> MultiThreadedExecutor:
+    """The executor the nodes run on: several threads, so a transition that loads a model occupies
+    one while the lifecycle services, instructions and timers are served on the others."""
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    for node in nodes:
+        executor.add_node(node)
+    return executor
+
+
 def spin_nodes(
     factories: Sequence[Callable[..., Any]],
     args: Sequence[str] | None = None,
@@ -50,9 +59,7 @@ def spin_nodes(
     failed: list[str] = []
     try:
         nodes = [factory(context=context) for factory in factories]
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for node in nodes:
-            executor.add_node(node)
+        executor = executor_for(nodes, context)
         starting = [node for node in nodes if (node.params.autostart if autostart is None else autostart)]
 
         def start_all() -> None:

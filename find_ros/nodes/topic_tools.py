@@ -36,7 +36,9 @@ def publish_when_matched(
     timeout_s: float = 30.0,
     linger_s: float = 1.0,
 ) -> int:
-    """Publish ``msg`` once a subscriber is matched; returns how many subscribers were matched."""
+    """Publish ``msg`` once ``wait_for_subscribers`` nodes subscribe to ``topic`` and every
+    subscription seen is matched; returns how many nodes subscribe. (A find_ros node subscribes
+    with two durabilities, find_ros.nodes.any_durability, so readers are counted per node.)"""
     import rclpy
 
     context = rclpy.Context()
@@ -44,19 +46,24 @@ def publish_when_matched(
     try:
         node = rclpy.create_node("find_ros_publisher", context=context)
         publisher = node.create_publisher(type(msg), topic, qos)
+
+        def subscribing_nodes() -> int:
+            readers = node.get_subscriptions_info_by_topic(topic)
+            if publisher.get_subscription_count() < len(readers):
+                return 0  # discovered, not matched yet
+            return len({(info.node_namespace, info.node_name) for info in readers})
+
         deadline = time.monotonic() + timeout_s
-        while publisher.get_subscription_count() < wait_for_subscribers:
+        while (nodes := subscribing_nodes()) < wait_for_subscribers:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"no subscriber on {topic} after {timeout_s:.0f} s "
-                    f"({publisher.get_subscription_count()}/{wait_for_subscribers} matched)"
+                    f"no subscriber on {topic} after {timeout_s:.0f} s ({nodes}/{wait_for_subscribers} nodes matched)"
                 )
             time.sleep(0.05)
-        matched = publisher.get_subscription_count()
         publisher.publish(msg)
         # Reliable delivery completes asynchronously; stay until every reader acknowledged it.
         publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=linger_s))
-        return matched
+        return nodes
     finally:
         rclpy.shutdown(context=context)
 
