@@ -34,7 +34,8 @@ def test_colcon_build_installs_ros_executables_and_the_find_ros_command(tmp_path
     env = dict(os.environ)
     venv_bin = str(Path(sys.executable).parent)
     # What `source /opt/ros/<distro>/setup.bash` provides on a ROS install: here the venv holds ROS.
-    env.update(PYTHONPATH=str(TOOLS), AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix,
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(TOOLS), env.get("PYTHONPATH", "")) if p),
+               AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix,
                PATH=f"{venv_bin}:{env.get('PATH', '')}")
     build = subprocess.run(
         [sys.executable, str(TOOLS / "bin" / "colcon"), "build",
