@@ -34,6 +34,12 @@ from .conftest import diagnostics_text, frame
 pytestmark = pytest.mark.timeout(240)
 
 
+# Node names of their own: an in-process node of another test file whose context was shut down
+# without destroying it still offers its services under the default name, and never answers.
+EXECUTABLE_NODE = "user_grounding"
+GATED_NODE = "gated_grounding"
+
+
 class Lifecycle:
     """`ros2 lifecycle get/set` for one node, from the test's peer."""
 
@@ -66,12 +72,12 @@ def _ready_values(peer: Any, node: str) -> list[bool]:
 def test_an_executable_waits_unconfigured_answers_get_state_and_loads_the_model_only_on_activate(peer, tiny_model_dir) -> None:
     executable = subprocess.Popen(
         [sys.executable, "-c", "from find_ros.nodes.grounding_node import main; main()",
-         "--ros-args", "-p", f"model:={tiny_model_dir}", "-p", "diagnostics_period_s:=0.2"],
+         "--ros-args", "-r", f"__node:={EXECUTABLE_NODE}", "-p", f"model:={tiny_model_dir}", "-p", "diagnostics_period_s:=0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        ready = _ready_values(peer, "find_grounding")
-        lifecycle = Lifecycle(peer, "find_grounding")
+        ready = _ready_values(peer, EXECUTABLE_NODE)
+        lifecycle = Lifecycle(peer, EXECUTABLE_NODE)
         assert lifecycle.get() == "unconfigured"
         assert peer.spin_until(lambda: ready == [False], 30), ready  # latched: known before anything happens
         assert lifecycle.get() == "unconfigured"
@@ -102,13 +108,13 @@ def test_an_executable_waits_unconfigured_answers_get_state_and_loads_the_model_
 def test_an_executable_with_autostart_activates_itself(peer, tiny_model_dir) -> None:
     executable = subprocess.Popen(
         [sys.executable, "-c", "from find_ros.nodes.localization_node import main; main()",
-         "--ros-args", "-p", f"model:={tiny_model_dir}", "-p", "autostart:=true"],
+         "--ros-args", "-r", "__node:=user_localization", "-p", f"model:={tiny_model_dir}", "-p", "autostart:=true"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        ready = _ready_values(peer, "find_localization")
+        ready = _ready_values(peer, "user_localization")
         assert peer.spin_until(lambda: ready[-1:] == [True] or executable.poll() is not None, 120), ready
-        assert Lifecycle(peer, "find_localization").get() == "active"
+        assert Lifecycle(peer, "user_localization").get() == "active"
     finally:
         executable.terminate()
         output = executable.communicate(timeout=30)[0]
@@ -132,13 +138,13 @@ class GatedGrounding(GroundingNode):
 def test_get_state_answers_while_the_model_loads_and_ready_follows_the_model(peer, tiny_model_dir) -> None:
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = GatedGrounding(context=context, parameter_overrides=[Parameter("model", value=str(tiny_model_dir))])
+    node = GatedGrounding(name=GATED_NODE, context=context, parameter_overrides=[Parameter("model", value=str(tiny_model_dir))])
     executor = executor_for([node], context)  # the executor the node executables spin on
     spinning = threading.Thread(target=executor.spin, daemon=True)
     spinning.start()
     try:
-        ready = _ready_values(peer, "find_grounding")
-        lifecycle = Lifecycle(peer, "find_grounding")
+        ready = _ready_values(peer, GATED_NODE)
+        lifecycle = Lifecycle(peer, GATED_NODE)
         assert lifecycle.change(Transition.TRANSITION_CONFIGURE)
         activation = lifecycle.change_async(Transition.TRANSITION_ACTIVATE)
         assert peer.spin_until(node.loading.is_set, 60)
@@ -151,7 +157,7 @@ def test_get_state_answers_while_the_model_loads_and_ready_follows_the_model(pee
         assert peer.spin_until(activation.done, 120) and activation.result().success
         assert lifecycle.get() == "active" and node.engine is not None
         assert peer.spin_until(lambda: ready[-1:] == [True], 30), ready
-        late = _ready_values(peer, "find_grounding")  # a late subscriber gets the current value
+        late = _ready_values(peer, GATED_NODE)  # a late subscriber gets the current value
         assert peer.spin_until(lambda: late == [True], 30), late
 
         assert lifecycle.change(Transition.TRANSITION_DEACTIVATE)
