@@ -10,6 +10,7 @@ from glob import glob
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.develop import develop
 from setuptools.command.install_scripts import install_scripts
 
 PACKAGE = "find_ros"
@@ -28,6 +29,21 @@ class InstallScripts(install_scripts):
                 target = bin_dir / Path(path).name
                 shutil.move(path, target)
                 self.outfiles[index] = str(target)  # what --record lists, so uninstalls find it
+
+
+
+class Develop(develop):
+    """develop (colcon --symlink-install, setuptools<80) with the same split as InstallScripts."""
+
+    def write_script(self, script_name, contents, mode="t", blockers=()):  # noqa: ANN001, ANN201 - setuptools' signature
+        if script_name not in USER_COMMANDS:
+            return super().write_script(script_name, contents, mode, blockers)
+        script_dir = self.script_dir
+        self.script_dir = str(Path(script_dir).parents[1] / "bin")  # <prefix>/lib/find_ros -> <prefix>/bin
+        try:
+            return super().write_script(script_name, contents, mode, blockers)
+        finally:
+            self.script_dir = script_dir
 
 
 setup(
@@ -52,7 +68,7 @@ setup(
     ],
     install_requires=["setuptools"],
     zip_safe=False,
-    cmdclass={"install_scripts": InstallScripts},
+    cmdclass={"install_scripts": InstallScripts, "develop": Develop},
     entry_points={
         "console_scripts": [
             "find-ros = find_ros.cli:main",
