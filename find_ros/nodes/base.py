@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from lifecycle_msgs.msg import State as StateMsg
+from lifecycle_msgs.msg import TransitionEvent
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNodeMixin, State, TransitionCallbackReturn
 from rclpy.node import Node
@@ -31,10 +33,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
 from find_ros.nodes import diagnostics
+from find_ros.nodes.any_durability import subscribe_any_durability
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
 from find_ros.nodes.instruction_msgs import FrameRegion, read_instruction
 from find_ros.nodes.latest_frame import LatestFrameWorker
-from find_ros.nodes.any_durability import subscribe_any_durability
 from find_ros.nodes.params import declare
 from find_ros.nodes.qos import READY, image_qos_for
 
@@ -115,11 +117,10 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         self.params = declare(self, self.params_type)
         self._ready_pub = self.create_publisher(Bool, "~/ready", READY)
         self._ready: bool | None = None
+        self._ready_lock = threading.Lock()  # transitions and the executor both set it
         self._set_ready(False)
         # Ready turns true on the lifecycle's own event that the node reached "active", so it never
         # runs ahead of get_state; it turns false as soon as deactivation starts (_release_model).
-        from lifecycle_msgs.msg import TransitionEvent
-
         self.create_subscription(TransitionEvent, "~/transition_event", self._on_transition_event, 10)
         self.engine: Any = None
         self._worker: LatestFrameWorker | None = None
@@ -186,13 +187,12 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         return self._state_machine.current_state[1]
 
     def _set_ready(self, ready: bool) -> None:
-        if ready != self._ready:
-            self._ready = ready
-            self._ready_pub.publish(Bool(data=ready))
+        with self._ready_lock:
+            if ready != self._ready:
+                self._ready = ready
+                self._ready_pub.publish(Bool(data=ready))
 
     def _on_transition_event(self, event: Any) -> None:
-        from lifecycle_msgs.msg import State as StateMsg
-
         self._set_ready(event.goal_state.id == StateMsg.PRIMARY_STATE_ACTIVE and self.engine is not None)
 
     def _release_model(self) -> None:
