@@ -113,7 +113,7 @@ def main() -> int:
 
             node.create_subscription(Grounding, "/find_ros/grounding", on_result, 10)
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-            camera = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+            camera = node.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
             instructions = node.create_publisher(Instruction, "/find_ros/instruction", INSTRUCTION_PUBLISHER)
 
             deadline = time.monotonic() + 180

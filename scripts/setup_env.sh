@@ -3,8 +3,10 @@
 #
 #   1. Debian packages (open3d needs libusb; the msgs build needs cmake and a compiler; the tests
 #      need unshare and ip for their private network namespace).
-#   2. .venv with the CPU build of torch==2.13.0 installed FIRST, then every other requirement under
-#      constraints.txt so pip can never swap torch for a CUDA build or pull numpy 2.
+#   2. .venv with the CPU build of torch==2.13.0 installed FIRST, then the ROS 2 wheels
+#      (requirements-ros.txt: this machine has no ROS install) and the Python dependencies
+#      (requirements.txt) under constraints.txt so pip can never swap torch for a CUDA build or pull
+#      numpy 2; colcon and rosdep (requirements-tools.txt) into a folder of their own.
 #   3. A guard in torchvision so its CUDA-built wheel imports on CPU torch (nerfstudio imports it).
 #   4. find_ros_msgs built from msg/ and srv/ with plain cmake into the venv prefix.
 #   5. find_ros itself, editable.
@@ -53,11 +55,22 @@ if ! up_to_date torch "$TORCH_VERSION"; then
   mark_done torch "$TORCH_VERSION"
 fi
 
-deps_hash=$(hash_of requirements.txt constraints.txt)
+deps_hash=$(hash_of requirements-ros.txt requirements.txt constraints.txt)
 if ! up_to_date deps "$deps_hash"; then
   log "installing requirements under constraints.txt (first run: several minutes)"
-  "${PIP[@]}" install -q -c constraints.txt -r requirements.txt
+  "${PIP[@]}" install -q -c constraints.txt -r requirements-ros.txt -r requirements.txt
   mark_done deps "$deps_hash"
+fi
+
+# colcon needs setuptools<80 for its setup.py builds; a --target folder keeps that away from the
+# venv's own setuptools. Run as: PYTHONPATH=$VENV/ros-tools $VENV/bin/python $VENV/ros-tools/bin/colcon
+TOOLS=$VENV/ros-tools
+tools_hash=$(hash_of requirements-tools.txt)
+if ! up_to_date tools "$tools_hash" || [ ! -x "$TOOLS/bin/colcon" ]; then
+  log "installing colcon and rosdep into $TOOLS"
+  rm -rf "$TOOLS"
+  "${PIP[@]}" install -q --target "$TOOLS" -r requirements-tools.txt
+  mark_done tools "$tools_hash"
 fi
 
 # --- 3. torchvision on CPU torch ----------------------------------------------------------------

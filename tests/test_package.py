@@ -23,6 +23,36 @@ def test_package_xml_is_valid_format3_and_names_runtime_dependencies() -> None:
         assert needed in runtime, f"package.xml lacks exec_depend {needed}"
 
 
+def _rosdep_keys(package) -> set[str]:
+    groups = (package.buildtool_depends, package.build_depends, package.build_export_depends,
+              package.exec_depends, package.test_depends, package.doc_depends)
+    return {d.name for group in groups for d in group}
+
+
+def test_every_package_xml_dependency_is_a_key_rosdep_resolves_or_a_package_of_this_repository() -> None:
+    """tests/data/rosdep_keys.txt holds the keys scripts/check_rosdep.sh saw rosdep resolve (offline,
+    against a ros/rosdistro copy); a key added since then must pass that script first."""
+    packages = [parse_package(str(REPO / "package.xml")), parse_package(str(REPO / "cmake" / "find_ros_msgs" / "package.xml"))]
+    ours = {p.name for p in packages}
+    resolved = {line.strip() for line in (REPO / "tests" / "data" / "rosdep_keys.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    for package in packages:
+        unresolved = _rosdep_keys(package) - ours - resolved
+        assert not unresolved, f"{package.name}: keys not checked with rosdep: {sorted(unresolved)}"
+    # The build type is not a dependency: rosdep has no key "ament_python".
+    assert "ament_python" not in _rosdep_keys(packages[0]) and packages[0].get_build_type() == "ament_python"
+
+
+def test_requirements_keep_ros_packages_apart_from_python_dependencies() -> None:
+    """A ROS install gets rclpy and the message packages from its distro, never from requirements.txt."""
+    def names(path: str) -> list[str]:
+        return [line.split("#")[0].strip() for line in (REPO / path).read_text().splitlines() if line.split("#")[0].strip()]
+
+    assert not [n for n in names("requirements.txt") if n.startswith("ros-") or n == "catkin-pkg"]
+    assert "ros-kilted-rclpy" in names("requirements-ros.txt")
+    assert all(n.startswith("ros-kilted-") or n == "catkin-pkg" for n in names("requirements-ros.txt"))
+
+
 def test_msgs_package_xml_is_an_interface_package() -> None:
     package = parse_package(str(REPO / "cmake" / "find_ros_msgs" / "package.xml"))
     package.validate()

@@ -1,7 +1,9 @@
 """`find-ros perception`: the perception graph in one process, from the launch file's parameter file.
 
 Where `ros2 launch` is not installed (PyPI-only set-ups), this composes the same lifecycle nodes in
-one process, reads the same config/perception.yaml, and configures and activates them.
+one process, reads the same config/perception.yaml, and configures and activates them: a
+convenience that differs from the node executables on purpose (those wait unconfigured unless their
+``autostart`` parameter is true). ``--no-autostart`` leaves them unconfigured, whatever the file says.
 """
 
 from __future__ import annotations
@@ -51,6 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("perception", help="run the perception graph (grounding + localization) in one process")
     p.add_argument("--params", help="parameter file (default: config/perception.yaml)")
     p.add_argument("--nodes", default="grounding,localization", help="comma-separated: grounding, localization")
-    p.add_argument("--no-autostart", action="store_true", help="leave the lifecycle nodes unconfigured")
+    p.add_argument("--no-autostart", action="store_true", help="leave the lifecycle nodes unconfigured (the file's autostart is not read)")
     p.add_argument("--localhost-only", action="store_true", help="keep DDS on this machine, private domain (demos, tests)")
     p.set_defaults(func=run)

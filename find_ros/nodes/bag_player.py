@@ -5,6 +5,10 @@ publishes serialized messages), so any message type whose Python package is inst
 conversion. Timing follows the bag's receive timestamps scaled by ``rate``. With ``restamp`` the
 header stamps are replaced by the current time (as a live camera would stamp them), which is what
 latency measurements need; the original stamp is reported to ``on_publish`` either way.
+
+Asked for no topics in particular, it plays every topic whose message type is installed and skips
+the others with a note (a camera bag often carries /tf, whose tf2_msgs a PyPI set-up lacks); a topic
+asked for by name must be playable.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from find_ros.nodes.topic_tools import message_type
 
 # (topic, original header stamp in ns or None, wall time of publish)
 PublishCallback = Callable[[str, int | None, float], None]
+# (topic, message type, why it cannot be published)
+SkipCallback = Callable[[str, str, str], None]
 
 
 def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
@@ -42,6 +48,7 @@ def play_bag(
     should_stop: Callable[[], bool] = lambda: False,
     wait_for_subscribers: int = 0,
     wait_timeout_s: float = 30.0,
+    on_skip: SkipCallback | None = None,
 ) -> int:
     """Publish the bag's messages through ``node``; returns how many were published.
 
@@ -59,7 +66,18 @@ def play_bag(
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         if wanted is not None and not connections:
             raise ValueError(f"{path}: none of the topics {sorted(wanted)} is in the bag")
-        types = {c.topic: message_type(c.msgtype) for c in connections}
+        types: dict[str, type] = {}
+        for connection in connections:
+            try:
+                types[connection.topic] = message_type(connection.msgtype)
+            except ValueError as error:
+                if wanted is not None:
+                    raise
+                if on_skip is not None:
+                    on_skip(connection.topic, connection.msgtype, str(error))
+        connections = [c for c in connections if c.topic in types]
+        if not connections:
+            raise ValueError(f"{path}: no topic of the bag has a message type installed here")
         publishers = {topic: node.create_publisher(cls, topic, qos) for topic, cls in types.items()}
         deadline = time.monotonic() + wait_timeout_s
         while any(p.get_subscription_count() < wait_for_subscribers for p in publishers.values()):

@@ -2,8 +2,12 @@
 
 Lifecycle (yolo_ros style): configure creates publishers, the instruction subscription and timers;
 activate loads the model and subscribes to the camera; deactivate unsubscribes and frees the model.
-Instructions may arrive in any state; they are checked at once (a bad one is rejected with the reason
-on /diagnostics) and encoded by the worker once, then reused on every frame.
+The lifecycle services live in a reentrant callback group of their own, so on a multi-threaded
+executor ``get_state`` answers ("activating") while ``on_activate`` loads the model on another
+thread, and a model that fails to load still fails the transition. ``~/ready`` (std_msgs/Bool,
+latched) says whether the model is loaded and frames are taken. Instructions may arrive in any state
+after configure; they are checked at once (a bad one is rejected with the reason on /diagnostics)
+and encoded by the worker once, then reused on every frame.
 
 Frames go through a depth-1 latest-wins slot to one worker thread, so inference never runs on the
 callback thread and the lag never grows. Recent frames are kept (JPEG, bounded) so a visual entity
@@ -20,16 +24,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from lifecycle_msgs.msg import State as StateMsg
+from lifecycle_msgs.msg import TransitionEvent
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNodeMixin, State, TransitionCallbackReturn
+from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool
 
 from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.nodes import diagnostics
+from find_ros.nodes.any_durability import subscribe_any_durability
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
 from find_ros.nodes.instruction_msgs import FrameRegion, read_instruction
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import declare
-from find_ros.nodes.qos import INSTRUCTION_SUBSCRIBER, image_qos_for
+from find_ros.nodes.qos import READY, image_qos_for
 
 if TYPE_CHECKING:
     from builtin_interfaces.msg import Time
@@ -66,7 +76,7 @@ def stamp_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(LifecycleNodeMixin, Node):
     """Base of the grounding and localization nodes; subclasses implement the hooks below."""
 
     params_type: type = object
@@ -93,12 +103,22 @@ class PerceptionNode(LifecycleNode):
 
     # --- setup --------------------------------------------------------------------------------
     def __init__(self, name: str, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
+        Node.__init__(self, name, **kwargs)
+        # rclpy's LifecycleNode puts the lifecycle services in the node's default (mutually
+        # exclusive) group, where get_state would wait for a slow on_activate to finish.
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
         self.params = declare(self, self.params_type)
+        self._ready_pub = self.create_publisher(Bool, "~/ready", READY)
+        self._ready: bool | None = None
+        self._ready_lock = threading.Lock()  # transitions and the executor both set it
+        self._set_ready(False)
+        # Ready turns true on the lifecycle's own event that the node reached "active", so it never
+        # runs ahead of get_state; it turns false as soon as deactivation starts (_release_model).
+        self.create_subscription(TransitionEvent, "~/transition_event", self._on_transition_event, 10)
         self.engine: PerceptionEngine | None = None
         self._worker: LatestFrameWorker | None = None
         self._image_sub: Any = None
-        self._instruction_sub: Any = None
+        self._instruction_subs: list[Any] = []
         self._timer: Any = None
         self._diag_pub: Any = None
         self.instructions: OrderedDict[str, ActiveInstruction] = OrderedDict()
@@ -113,18 +133,20 @@ class PerceptionNode(LifecycleNode):
         # Diagnostics are published in every state: a rejected instruction is worth knowing about
         # while the node is still inactive.
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._instruction_sub = self.create_subscription(
-            Instruction, self.params.instruction_topic, self._on_instruction, INSTRUCTION_SUBSCRIBER
-        )
+        self._instruction_subs = subscribe_any_durability(self, Instruction, self.params.instruction_topic, self._on_instruction)
         self._timer = self.create_timer(self.params.diagnostics_period_s, self._publish_status)
         self.create_outputs()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: State) -> TransitionCallbackReturn:
+    def load_engine(self) -> Any:
+        """The model for this node's parameters; runs on the transition's thread, not the executor's."""
         from find_ros.nodes.engine import PerceptionEngine
 
+        return PerceptionEngine(self.params)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.engine = PerceptionEngine(self.params)
+            self.engine = self.load_engine()
         except Exception as error:  # noqa: BLE001 - a bad model must fail the transition, not the process
             self.report_error(f"model failed to load: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -141,7 +163,9 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
-        self.destroy_subscription(self._instruction_sub)
+        for subscription in self._instruction_subs:
+            self.destroy_subscription(subscription)
+        self._instruction_subs = []
         self.destroy_timer(self._timer)
         self.destroy_publisher(self._diag_pub)
         self.destroy_outputs()
@@ -151,7 +175,21 @@ class PerceptionNode(LifecycleNode):
         self._release_model()
         return TransitionCallbackReturn.SUCCESS
 
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label: unconfigured, inactive, activating, active, ..."""
+        return self._state_machine.current_state[1]
+
+    def _set_ready(self, ready: bool) -> None:
+        with self._ready_lock:
+            if ready != self._ready:
+                self._ready = ready
+                self._ready_pub.publish(Bool(data=ready))
+
+    def _on_transition_event(self, event: Any) -> None:
+        self._set_ready(event.goal_state.id == StateMsg.PRIMARY_STATE_ACTIVE and self.engine is not None)
+
     def _release_model(self) -> None:
+        self._set_ready(False)
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
@@ -265,7 +303,7 @@ class PerceptionNode(LifecycleNode):
         latencies = sorted(self.counters.latencies_ms)
         engine = self.engine
         return {
-            "state": "active" if engine is not None else "inactive",
+            "state": self.lifecycle_state(),
             "model": engine.model_name if engine is not None else "",
             "device": engine.device if engine is not None else "",
             "frames_received": stats.received if stats else 0,

@@ -192,7 +192,8 @@ class LocalizationNode(PerceptionNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point `localization_node`; on a robot it uses the machine's normal DDS settings."""
+    """Entry point `localization_node`: waits unconfigured unless the `autostart` parameter is true
+    (find_ros.nodes.runner); on a robot it uses the machine's normal DDS settings."""
     from find_ros.nodes.runner import spin_nodes
 
     spin_nodes([LocalizationNode], args=args)

@@ -16,11 +16,12 @@ P = TypeVar("P")
 class NodeParams:
     """What every perception node takes: the model, the camera and the instruction topic."""
 
+    autostart: bool = False       # configure and activate on start (ros2 run/launch; find-ros perception: on)
     model: str = ""               # model directory; "" = the packaged default model
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     precision: str = "auto"       # auto (bf16 on CUDA, fp16 where the GPU lacks bf16; fp32 on CPU) | fp32 | fp16 | bf16
     input_size: int = 0           # long side the frame is resized to; 0 = the model's own setting
-    image_topic: str = "/camera/image_raw"
+    image_topic: str = "/camera/color/image_raw"  # the RealSense/Orbbec/ZED drivers' colour topic
     image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
     instruction_topic: str = "/find_ros/instruction"
     max_instructions: int = 8     # active instructions kept; the oldest is dropped beyond this

@@ -1,8 +1,11 @@
 """Quality-of-service profiles, in one place so every publisher and subscriber agree.
 
 Instructions are commands: reliable, and kept by the sender (transient local) so a node that starts
-later still gets the latest one. Receivers ask only for reliable/volatile, which matches any reliable
-publisher (ros2 topic pub included); asking for transient local would refuse volatile senders.
+later still gets the latest one. A transient-local subscription would refuse volatile senders
+(`ros2 topic pub` by default), a volatile one would never see the sender's history, so the nodes
+subscribe with both and drop the copy (find_ros.nodes.any_durability).
+
+``READY`` is the latched profile of each node's ``~/ready``: a late subscriber gets the current value.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ INSTRUCTION_PUBLISHER = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-INSTRUCTION_SUBSCRIBER = QoSProfile(
+ANY_DURABILITY = tuple(
+    QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+    for durability in (DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE)
+)
+READY = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
-    depth=10,
+    depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 

@@ -1,12 +1,18 @@
-"""Run lifecycle nodes in one process: what `find-ros perception` and the node entry points use.
+"""Run lifecycle nodes in one process: what `find-ros perception` and the node executables use.
 
 Nodes take their parameters from the ROS arguments (``--ros-args --params-file FILE``), so the same
-config/perception.yaml drives this runner and `ros2 launch find_ros perception.launch.py`. With
-``autostart`` each node is configured and activated, as the launch file does through lifecycle events.
+config/perception.yaml drives this runner and `ros2 launch find_ros perception.launch.py`.
+
+A node executable (`ros2 run find_ros grounding_node`, or the launch file) waits unconfigured for
+`ros2 lifecycle set` unless its ``autostart`` parameter is true; the launch file's ``autostart``
+argument sets that parameter. `find-ros perception` starts its nodes by default (``autostart=True``
+here), as a one-process convenience. Starting runs on a thread of its own while the executor spins,
+so the lifecycle services answer while the model loads (find_ros.nodes.base).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,38 +20,58 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 
-def start_nodes(factories: Sequence[Callable[..., Any]], context: Any, autostart: bool = True) -> list[Any]:
-    """Create the nodes in ``context`` and, with autostart, bring each to the active state."""
+def bring_up(node: Any) -> bool:
+    """Configure, then activate ``node``; whether it became active (a failure is logged by the node)."""
     from lifecycle_msgs.msg import State
 
-    nodes = [factory(context=context) for factory in factories]
-    if autostart:
-        for node in nodes:
-            node.trigger_configure()
-            node.trigger_activate()
-            if node._state_machine.current_state[0] != State.PRIMARY_STATE_ACTIVE:  # noqa: SLF001
-                raise RuntimeError(f"{node.get_name()} did not reach the active state; see its log")
-    return nodes
+    node.trigger_configure()
+    if node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE:  # noqa: SLF001 - no public getter
+        node.trigger_activate()
+    return node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE  # noqa: SLF001
+
+
+def executor_for(nodes: Sequence[Any], context: Any) -> MultiThreadedExecutor:
+    """The executor the nodes run on: several threads, so a transition that loads a model occupies
+    one while the lifecycle services, instructions and timers are served on the others."""
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    for node in nodes:
+        executor.add_node(node)
+    return executor
 
 
 def spin_nodes(
     factories: Sequence[Callable[..., Any]],
     args: Sequence[str] | None = None,
-    autostart: bool = True,
+    autostart: bool | None = None,
     params_file: str | None = None,
 ) -> None:
-    """Start the nodes and spin them on a multi-threaded executor until Ctrl-C."""
+    """Create the nodes and spin them on a multi-threaded executor until Ctrl-C.
+
+    ``autostart`` None leaves it to each node's ``autostart`` parameter; True or False decides for
+    all. A node that was to start but did not reach the active state ends the process (exit 1).
+    """
     ros_args = list(args) if args is not None else None
     if params_file:
         ros_args = (ros_args or []) + ["--ros-args", "--params-file", params_file]
     context = rclpy.Context()
     rclpy.init(args=ros_args, context=context)
     nodes: list[Any] = []
+    failed: list[str] = []
     try:
-        nodes = start_nodes(factories, context, autostart)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for node in nodes:
-            executor.add_node(node)
+        nodes = [factory(context=context) for factory in factories]
+        executor = executor_for(nodes, context)
+        starting = [node for node in nodes if (node.params.autostart if autostart is None else autostart)]
+
+        def start_all() -> None:
+            for node in starting:
+                if not bring_up(node):
+                    failed.append(node.get_name())
+                    node.get_logger().error(f"autostart: {node.get_name()} did not reach the active state; see above")
+                    executor.shutdown(timeout_sec=0)
+                    return
+
+        if starting:
+            threading.Thread(target=start_all, name="find_ros_autostart", daemon=True).start()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -53,3 +79,5 @@ def spin_nodes(
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+    if failed:
+        raise SystemExit(1)

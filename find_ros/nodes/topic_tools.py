@@ -1,5 +1,9 @@
 """Publish or receive one message with a short-lived node: `ros2 topic pub/echo --once` for machines
-without ros2cli (it is not on PyPI), used by `find-ros instruct` / `find-ros echo` and the tests."""
+without ros2cli (it is not on PyPI), used by `find-ros instruct` / `find-ros echo` and the tests.
+
+They join whatever graph the caller's environment names (ROS_DOMAIN_ID, discovery range, RMW), as
+ros2cli does; keeping DDS on this machine is the caller's choice (find_ros.ros_env.isolate_dds).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ import time
 from typing import Any
 
 from rclpy.qos import QoSProfile
-
-from find_ros.ros_env import isolate_dds
 
 
 def message_type(name: str) -> type:
@@ -34,44 +36,52 @@ def publish_when_matched(
     timeout_s: float = 30.0,
     linger_s: float = 1.0,
 ) -> int:
-    """Publish ``msg`` once a subscriber is matched; returns how many subscribers were matched."""
+    """Publish ``msg`` once ``wait_for_subscribers`` nodes subscribe to ``topic`` and every
+    subscription seen is matched; returns how many nodes subscribe. (A find_ros node subscribes
+    with two durabilities, find_ros.nodes.any_durability, so readers are counted per node.)"""
     import rclpy
 
-    isolate_dds()
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         node = rclpy.create_node("find_ros_publisher", context=context)
         publisher = node.create_publisher(type(msg), topic, qos)
+
+        def subscribing_nodes() -> int:
+            readers = node.get_subscriptions_info_by_topic(topic)
+            if publisher.get_subscription_count() < len(readers):
+                return 0  # discovered, not matched yet
+            return len({(info.node_namespace, info.node_name) for info in readers})
+
         deadline = time.monotonic() + timeout_s
-        while publisher.get_subscription_count() < wait_for_subscribers:
+        while (nodes := subscribing_nodes()) < wait_for_subscribers:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"no subscriber on {topic} after {timeout_s:.0f} s "
-                    f"({publisher.get_subscription_count()}/{wait_for_subscribers} matched)"
+                    f"no subscriber on {topic} after {timeout_s:.0f} s ({nodes}/{wait_for_subscribers} nodes matched)"
                 )
             time.sleep(0.05)
-        matched = publisher.get_subscription_count()
         publisher.publish(msg)
         # Reliable delivery completes asynchronously; stay until every reader acknowledged it.
         publisher.wait_for_all_acked(rclpy.duration.Duration(seconds=linger_s))
-        return matched
+        return nodes
     finally:
         rclpy.shutdown(context=context)
 
 
-def receive_one(topic: str, msg_type: type, qos: QoSProfile, *, timeout_s: float = 30.0) -> Any:
-    """Wait for one message on ``topic`` and return it."""
+def receive_one(topic: str, msg_type: type, *, timeout_s: float = 30.0) -> Any:
+    """Wait for one message on ``topic`` and return it: from volatile and transient-local (latched)
+    reliable senders alike, so a latched value such as a node's ``~/ready`` is shown at once."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    isolate_dds()
+    from find_ros.nodes.any_durability import subscribe_any_durability
+
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         node = rclpy.create_node("find_ros_echo", context=context)
         received: list[Any] = []
-        node.create_subscription(msg_type, topic, received.append, qos)
+        subscribe_any_durability(node, msg_type, topic, received.append)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         deadline = time.monotonic() + timeout_s

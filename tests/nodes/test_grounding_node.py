@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def _camera(peer, qos=qos_profile_sensor_data):
     """A best-effort camera (as most drivers are) whose published stamps are recorded."""
-    publisher = peer.node.create_publisher(Image, "/camera/image_raw", qos)
+    publisher = peer.node.create_publisher(Image, "/camera/color/image_raw", qos)
     stamps: list[int] = []
 
     def publish(rgb: np.ndarray) -> None:

@@ -23,7 +23,7 @@ def test_remembered_frames_answer_queries_with_top_k_and_the_best_frame_grounded
     diags = peer.collect(DiagnosticArray, "/diagnostics")
     assert peer.spin_until(lambda: "state=active" in diagnostics_text(diags) or process.poll() is not None, 60)
     assert process.poll() is None
-    camera = peer.node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    camera = peer.node.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
     assert peer.spin_until(lambda: camera.get_subscription_count() > 0, 20)
 
     stamps = []
