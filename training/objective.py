@@ -72,9 +72,12 @@ class FindObjective(nn.Module):
 
     # ------------------------------------------------------------------------------------ helpers
 
-    def _layers(self, out) -> list[Predictions]:  # noqa: ANN001 - a TaskOutput
+    def supervised_layers(self, out) -> list[Predictions]:  # noqa: ANN001 - a TaskOutput
+        """The predictions a loss scores. With deep supervision: the learned queries before the first
+        layer and after every layer but the last (``out.aux``, one per layer), then the final layer's
+        (``out.predictions``) — num_layers + 1 in all, none twice."""
         if self.losses.deep_supervision and out.aux:
-            return [*out.aux[:-1], out.predictions]  # aux[-1] is the final layer again
+            return [*out.aux, out.predictions]
         return [out.predictions]
 
     def _weights(self, task: str) -> SetLossWeights:
@@ -120,7 +123,7 @@ class FindObjective(nn.Module):
                 masks = input_grid_masks(items[i].masks, sub, j)
                 labels = torch.as_tensor(items[i].labels, device=masks.device)
                 targets += len(labels)
-                for layer in self._layers(out):
+                for layer in self.supervised_layers(out):
                     logits = class_logits(self.model.heads, layer.semantic["object"][j], layer.semantic["class"][j])
                     part = generic_segmentation_loss(logits, layer.masks["object"][j], labels, masks,
                                                      self._weights("generic_segmentation"), self.losses.points)
@@ -132,7 +135,7 @@ class FindObjective(nn.Module):
         (``rows`` of it, when some targets have no truth), proposals the query set with masks."""
         spec = out.prototype.readout
         parts = []
-        for layer in self._layers(out):
+        for layer in self.supervised_layers(out):
             logits = match_logits(self.model.heads, out, layer)  # what the read-out matches, blend 0 as trained
             if rows is not None:
                 logits = logits[rows]

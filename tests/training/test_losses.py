@@ -131,3 +131,24 @@ def test_a_training_step_moves_the_interface_and_never_the_encoders(tiny_model) 
     for part in ("neck.", "sampler.text_projection.", "interface.layers.0.content.", "interface.layers.2.conditional.",
                  "interface.query_feat.", "heads.semantic.", "heads.pixel.", "heads.logit_scale"):
         assert any(n.startswith(part) for n in changed), f"no weight under {part} changed"
+
+
+def test_deep_supervision_scores_every_layer_once(tiny_model) -> None:
+    """The objective scores the initial queries, each layer's output and the final one: num_layers + 1
+    predictions, each a different layer (layer L-1 was once left out as a supposed duplicate)."""
+    from find_ros.model import FindModel
+    from training.objective import FindObjective, LossConfig
+
+    model = FindModel.from_pretrained(tiny_model, device="cpu").train()
+    rng = np.random.default_rng(1)
+    frame = model.encode_image(rng.integers(0, 256, size=(48, 80, 3), dtype=np.uint8))
+    out = model.run("interleave_grounding", frame, interleave=model.encode_instruction("[the red mug]"))
+    weights = {t: SetLossWeights(1, 1, 1) for t in ("generic_segmentation", "grounded_segmentation",
+                                                   "interactive_segmentation", "interleave_grounding")}
+    layers = FindObjective(model, LossConfig(weights=weights), ("mug",)).supervised_layers(out)
+    assert len(layers) == model.config.num_layers + 1
+    assert layers[-1] is out.predictions and layers[-2] is out.aux[-1]
+    masks = [p.masks["entity"] for p in layers]
+    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:])  # no layer twice
+    off = FindObjective(model, LossConfig(weights=weights, deep_supervision=False), ("mug",))
+    assert off.supervised_layers(out) == [out.predictions]
