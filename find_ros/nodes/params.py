@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
+
 P = TypeVar("P")
 
 
@@ -22,8 +24,12 @@ class NodeParams:
     input_size: int = 0           # long side the frame is resized to; 0 = the model's own setting
     image_topic: str = "/camera/image_raw"
     image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
+    image_reliability: str = "auto"  # auto (copy the camera's, see qos.py) | reliable | best_effort
+    max_image_pixels: int = DEFAULT_MAX_PIXELS  # larger frames and crops are refused before decoding
     instruction_topic: str = "/find_ros/instruction"
-    max_instructions: int = 8     # active instructions kept; the oldest is dropped beyond this
+    instruction_status_topic: str = "/find_ros/instruction_status"  # accepted / refused / failed / cancelled
+    max_instructions: int = 8     # active instructions; new ones beyond are refused (nothing is evicted)
+    max_instructions_per_sender: int = 4  # of those, at most this many from one publisher
     diagnostics_period_s: float = 1.0
 
 
@@ -65,6 +71,8 @@ def check(params: Any) -> None:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {params.precision!r}")
     if getattr(params, "rerank_candidates", 0) < 0:
         raise ValueError(f"rerank_candidates must be >= 0, got {params.rerank_candidates}")
-    for name in ("max_instructions", "memory_capacity", "top_k"):
+    if params.image_reliability not in ("auto", "reliable", "best_effort"):
+        raise ValueError(f"image_reliability must be auto, reliable or best_effort, got {params.image_reliability!r}")
+    for name in ("max_instructions", "max_instructions_per_sender", "max_image_pixels", "memory_capacity", "top_k"):
         if hasattr(params, name) and getattr(params, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(params, name)}")
