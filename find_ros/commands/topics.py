@@ -66,7 +66,7 @@ def run_play(args: argparse.Namespace) -> int:
             node, args.bag, rate=args.rate, topics=args.topics or None, qos=qos, restamp=args.restamp,
             wait_for_subscribers=args.wait, wait_timeout_s=args.timeout,
         )
-        time.sleep(0.2)  # let the last best-effort samples leave before the node goes away
+        time.sleep(0.2)  # best effort has no acknowledgements: give the last samples time to leave
     finally:
         rclpy.shutdown(context=context)
     print(f"published {count} message(s) from {args.bag}")

@@ -150,6 +150,56 @@ class GraphClient:
         self.close()
 
 
+class Camera:
+    """A camera publisher: raw Image or JPEG CompressedImage frames, stamped when they leave."""
+
+    def __init__(self, client: GraphClient, image_topic: str, *, compressed: bool = False, qos: Any = None) -> None:
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CompressedImage, Image
+
+        self.client = client
+        self.compressed = compressed
+        self.stamps: list[int] = []
+        self.publisher = client.node.create_publisher(CompressedImage if compressed else Image,
+                                                      f"{image_topic}/compressed" if compressed else image_topic,
+                                                      qos_profile_sensor_data if qos is None else qos)
+
+    def message(self, rgb: Any) -> Any:
+        """The message this camera sends for an RGB frame."""
+        import cv2
+        import numpy as np
+        from sensor_msgs.msg import CompressedImage
+
+        from find_ros.nodes.images import numpy_to_image_msg
+
+        if self.compressed:
+            jpeg = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]))[1].tobytes()
+            return CompressedImage(format="jpeg", data=jpeg)
+        return numpy_to_image_msg(rgb, "rgb8")
+
+    def publish(self, msg: Any) -> int:
+        """Stamp and send ``msg`` (a message, or an RGB frame); returns its stamp in ns."""
+        if not hasattr(msg, "header"):
+            msg = self.message(msg)
+        msg.header.stamp = self.client.node.get_clock().now().to_msg()
+        msg.header.frame_id = "camera"
+        self.publisher.publish(msg)
+        self.stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        return self.stamps[-1]
+
+    def wait_for_subscriber(self, timeout_s: float = 30.0) -> None:
+        if not self.client.spin_until(lambda: self.publisher.get_subscription_count() > 0, timeout_s):
+            raise TimeoutError(f"no subscriber on {self.publisher.topic_name}")
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 def service_name(node_name: str, service: str) -> str:
     """The full name of a node's private service (``~/service``)."""
     return f"/{node_name}/{service}"

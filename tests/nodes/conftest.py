@@ -54,14 +54,6 @@ def wait_active(peer: GraphClient, process: subprocess.Popen, node: str = "find_
     peer.wait_active([node], timeout_s)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
 def frame(seed: int, height: int = 60, width: int = 80) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

@@ -6,10 +6,6 @@ is waited for before the next is sent, so no count depends on timing or on best-
 
 from __future__ import annotations
 
-import struct
-import zlib
-
-import cv2
 import numpy as np
 import pytest
 from find_ros_msgs.msg import Grounding, Instruction, InstructionStatus, VisualEntity
@@ -17,6 +13,8 @@ from find_ros_msgs.srv import CancelInstruction, SetInstruction
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from find_ros.nodes import graph_client
+from find_ros.nodes.bad_input import malformed_raw_frames, png_bomb
 from find_ros.nodes.graph_client import service_name
 from find_ros.nodes.images import image_msg_to_rgb, numpy_to_image_msg
 from find_ros.nodes.instruction_msgs import FrameRegion, build_cancel, build_instruction
@@ -37,27 +35,12 @@ def _stamp_ns(header) -> int:
     return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
-class Camera:
-    """A camera publishing frames; ``send_and_wait`` sends one and waits until the node used it."""
+class Camera(graph_client.Camera):
+    """The test's camera (reliable unless told): ``send_and_wait`` sends a frame and waits until the node used it."""
 
     def __init__(self, peer, qos=RELIABLE, compressed: bool = False) -> None:
-        self.peer = peer
-        self.compressed = compressed
-        topic = f"{P.image_topic}/compressed" if compressed else P.image_topic
-        self.publisher = peer.node.create_publisher(CompressedImage if compressed else Image, topic, qos)
-        self.stamps: list[int] = []
-        assert peer.spin_until(lambda: self.publisher.get_subscription_count() > 0, 30)
-
-    def publish(self, rgb: np.ndarray | None = None, msg=None) -> int:
-        if msg is None and self.compressed:
-            msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]))[1].tobytes())
-        elif msg is None:
-            msg = numpy_to_image_msg(rgb, "rgb8")
-        msg.header.stamp = self.peer.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
-        self.publisher.publish(msg)
-        self.stamps.append(_stamp_ns(msg.header))
-        return self.stamps[-1]
+        super().__init__(peer, P.image_topic, compressed=compressed, qos=qos)
+        self.wait_for_subscriber()
 
     def send_and_wait(self, rgb: np.ndarray, results: list, timeout_s: float = 60.0) -> list:
         """Publish one frame and return every Grounding result for it (one per instruction).
@@ -65,9 +48,9 @@ class Camera:
         The node publishes a frame's results one after another on one reliable writer, so once a
         result of a second frame (the fence) is in, every result of the first is in too."""
         stamp = self.publish(rgb)
-        assert self.peer.spin_until(lambda: any(_stamp_ns(r.header) == stamp for r in results), timeout_s), "no result"
+        assert self.client.spin_until(lambda: any(_stamp_ns(r.header) == stamp for r in results), timeout_s), "no result"
         fence = self.publish(rgb)
-        assert self.peer.spin_until(lambda: any(_stamp_ns(r.header) == fence for r in results), timeout_s), "no result"
+        assert self.client.spin_until(lambda: any(_stamp_ns(r.header) == fence for r in results), timeout_s), "no result"
         return [r for r in results if _stamp_ns(r.header) == stamp]
 
 
@@ -169,18 +152,11 @@ def test_bad_input_is_rejected_with_a_reason_and_the_node_keeps_serving(peer, pe
     failed = answers.after(lambda: camera.publish(frame(3)), "too wide", timeout_s=60)
     assert failed.status == InstructionStatus.FAILED and "16385x1" in failed.reason
 
-    bad_frames = {
-        "unsupported image encoding": dict(encoding="yuv422_yuy2"),
-        "smaller than one row": dict(step=7),
-        "empty image": dict(height=0, width=0, data=b""),
-        "exceeds the limit of 20000": None,  # 200x150 pixels: refused before it is copied
-    }
     text = lambda: diagnostics_text(peer.diagnostics)  # noqa: E731
-    for count, (reason, fields) in enumerate(bad_frames.items(), start=1):
-        msg = numpy_to_image_msg(frame(1, 150, 200) if fields is None else frame(1), "rgb8")
-        for key, value in (fields or {}).items():
-            setattr(msg, key, value)
-        camera.publish(msg=msg)
+    too_large = numpy_to_image_msg(frame(1, 150, 200), "rgb8")  # 200x150 pixels: refused before it is copied
+    bad_frames = [*malformed_raw_frames(frame(1)), ("exceeds the limit of 20000", too_large)]
+    for count, (reason, msg) in enumerate(bad_frames, start=1):
+        camera.publish(msg)
         assert peer.spin_until(lambda: f"frames_bad={count}" in text(), 30), text()[-2000:]
         assert reason in text()
     assert "frames_too_large=1" in text()
@@ -255,20 +231,6 @@ def test_instructions_are_cancelled_by_id_and_all_on_the_topic_and_the_service(p
     assert peer.spin_until(lambda: "instructions_active=0" in text() and "instructions_cancelled=5" in text(), 10)
 
 
-def png_bomb(width: int, height: int) -> bytes:
-    """A real PNG of width x height black pixels: a few hundred kB that decode to width*height*3 bytes."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows_per_block = 200
-    block = (b"\x00" + bytes(width * 3)) * rows_per_block
-    packer = zlib.compressobj(9)
-    idat = b"".join(packer.compress(block) for _ in range(height // rows_per_block))
-    idat += packer.compress((b"\x00" + bytes(width * 3)) * (height % rows_per_block)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_a_compressed_bomb_is_refused_from_its_header_and_memory_stays_put(peer, perception) -> None:
     bomb = png_bomb(12000, 12000)
     assert len(bomb) < 1_000_000
@@ -282,7 +244,7 @@ def test_a_compressed_bomb_is_refused_from_its_header_and_memory_stays_put(peer,
         assert camera.send_and_wait(frame(i), results)
     before = rss_mb(process.pid)
 
-    camera.publish(msg=CompressedImage(format="png", data=bomb))
+    camera.publish(CompressedImage(format="png", data=bomb))
     text = lambda: diagnostics_text(peer.diagnostics)  # noqa: E731
     assert peer.spin_until(lambda: "frames_too_large=1" in text(), 30), text()[-2000:]
     assert "compressed PNG image of 12000x12000 = 144000000 pixels exceeds the limit of 8294400" in text()
