@@ -274,15 +274,18 @@ def soak(args: argparse.Namespace, client: Any, camera: Any, instructions: Any, 
 def bomb_probe(client: Any, camera: Any, valid_msg: Any, bomb_msg: Any, result_stamps: list[int],
                result_times: list[int], rounds: int = 10) -> dict[str, Any]:
     """Lockstep: a valid frame alone, then a bomb the node has refused (waited for on /diagnostics)
-    followed by a valid frame; the two valid frames' latencies say what the bomb cost."""
+    followed by a valid frame; the two valid frames' latencies say what the bomb cost. Each frame's
+    results for every active instruction are awaited, so each frame finds the worker idle."""
     from find_ros.nodes.graph_client import resident_mb
 
+    status = client.status["find_grounding"]
+    per_frame = max(1, int(status.get("instructions_active", 1) or 1))
+
     def latency_of(stamp: int) -> float | None:
-        if not client.spin_until(lambda: stamp in result_stamps[-20:], 60):
+        if not client.spin_until(lambda: result_stamps[-3 * per_frame:].count(stamp) >= per_frame, 60):
             return None
         return (result_times[result_stamps.index(stamp)] - stamp) / 1e6
 
-    status = client.status["find_grounding"]
     pid = client.graph.pid if client.graph is not None else None
     out: dict[str, Any] = {"valid_ms": [], "after_bomb_ms": [], "rss_before": round(resident_mb(pid), 1) if pid else None}
     for _ in range(rounds):

@@ -204,7 +204,8 @@ class PerceptionNode(LifecycleNode):
         from find_ros_msgs.msg import Instruction, InstructionStatus
 
         if msg.action in (Instruction.ACTION_CANCEL, Instruction.ACTION_CANCEL_ALL):
-            return self.cancel(None if msg.action == Instruction.ACTION_CANCEL_ALL else msg.id)
+            cancelled, reason, _ = self.cancel(None if msg.action == Instruction.ACTION_CANCEL_ALL else msg.id)
+            return cancelled, reason
         if msg.action != Instruction.ACTION_SET:
             return self._refuse(msg.id, f"unknown action {msg.action}")
         if not self.wants(msg):
@@ -246,8 +247,9 @@ class PerceptionNode(LifecycleNode):
                     return None
             return self._budget
 
-    def cancel(self, instruction_id: str | None) -> tuple[bool, str]:
-        """Cancel one instruction, or all with None; each is acknowledged on the status topic."""
+    def cancel(self, instruction_id: str | None) -> tuple[bool, str, list[str]]:
+        """Cancel one instruction, or all with None; each is acknowledged on the status topic.
+        Returns (success, message, the ids cancelled)."""
         from find_ros_msgs.msg import InstructionStatus
 
         if instruction_id is None:
@@ -256,13 +258,13 @@ class PerceptionNode(LifecycleNode):
                 self.publish_status(cancelled, InstructionStatus.CANCELLED, "cancel all")
             if not ids:
                 self.publish_status("", InstructionStatus.CANCELLED, "cancel all: no instruction was active")
-            return True, f"cancelled {len(ids)} instruction(s)"
+            return True, f"cancelled {len(ids)} instruction(s)", ids
         if self.instructions.cancel(instruction_id):
             self.publish_status(instruction_id, InstructionStatus.CANCELLED, "cancelled on request")
-            return True, f"cancelled {instruction_id[:64]!r}"
+            return True, f"cancelled {instruction_id[:64]!r}", [instruction_id]
         reason = f"no active instruction {instruction_id[:64]!r} to cancel"
         self.publish_status(instruction_id, InstructionStatus.REFUSED, reason)
-        return False, reason
+        return False, reason, []
 
     def _refuse(self, instruction_id: str, reason: str) -> tuple[bool, str]:
         from find_ros_msgs.msg import InstructionStatus
@@ -281,10 +283,7 @@ class PerceptionNode(LifecycleNode):
         self.accept(msg, sender_of(info))
 
     def _on_cancel(self, request: Any, response: Any) -> Any:
-        before = {a.msg.id for a in self.instructions.values()}
-        response.success, response.message = self.cancel(None if request.all else request.id)
-        after = {a.msg.id for a in self.instructions.values()}
-        response.cancelled = sorted(before - after)
+        response.success, response.message, response.cancelled = self.cancel(None if request.all else request.id)
         return response
 
     def encoded(self, active: ActiveInstruction) -> Any | None:
@@ -309,7 +308,7 @@ class PerceptionNode(LifecycleNode):
     def drop_instruction(self, active: ActiveInstruction, reason: str) -> None:
         from find_ros_msgs.msg import InstructionStatus
 
-        self.instructions.remove(active.msg.id)
+        self.instructions.remove(active.msg.id, only=active)  # not a newer instruction re-sent with this id
         self.counters.instructions_rejected += 1
         self.report_error(f"instruction {active.msg.id[:64]!r} dropped: {reason}")
         self.publish_status(active.msg.id, InstructionStatus.FAILED, reason)

@@ -72,11 +72,15 @@ class InstructionBook(Generic[T]):
                     "(max_instructions_per_sender); cancel one first")
         return None
 
-    def remove(self, instruction_id: str) -> T | None:
-        """Take an instruction out (cancelled, or failed); None if the book does not hold it."""
+    def remove(self, instruction_id: str, only: T | None = None) -> T | None:
+        """Take an instruction out (cancelled, or failed); None if the book does not hold it. With
+        ``only``, it is taken out only if it is still that entry (not one re-sent since)."""
         with self._lock:
-            found = self._entries.pop(instruction_id, None)
-        return None if found is None else found[1]
+            found = self._entries.get(instruction_id)
+            if found is None or (only is not None and found[1] is not only):
+                return None
+            del self._entries[instruction_id]
+        return found[1]
 
     def cancel(self, instruction_id: str) -> bool:
         found = self.remove(instruction_id) is not None

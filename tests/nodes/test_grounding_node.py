@@ -15,13 +15,13 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from find_ros.nodes import graph_client
 from find_ros.nodes.bad_input import malformed_raw_frames, png_bomb
-from find_ros.nodes.graph_client import service_name
+from find_ros.nodes.graph_client import resident_mb, service_name
 from find_ros.nodes.images import image_msg_to_rgb, numpy_to_image_msg
 from find_ros.nodes.instruction_msgs import FrameRegion, build_cancel, build_instruction
 from find_ros.nodes.params import GroundingParams
 from find_ros.nodes.qos import INSTRUCTION_STATUS
 
-from .conftest import diagnostics_text, frame, rss_mb, wait_active
+from .conftest import diagnostics_text, frame, wait_active
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -242,14 +242,14 @@ def test_a_compressed_bomb_is_refused_from_its_header_and_memory_stays_put(peer,
     camera = Camera(peer, compressed=True)
     for i in range(3):  # warm-up: model caches and allocator settle
         assert camera.send_and_wait(frame(i), results)
-    before = rss_mb(process.pid)
+    before = resident_mb(process.pid)
 
     camera.publish(CompressedImage(format="png", data=bomb))
     text = lambda: diagnostics_text(peer.diagnostics)  # noqa: E731
     assert peer.spin_until(lambda: "frames_too_large=1" in text(), 30), text()[-2000:]
     assert "compressed PNG image of 12000x12000 = 144000000 pixels exceeds the limit of 8294400" in text()
     after_frame = camera.send_and_wait(frame(9), results)  # the next normal frame is answered
-    after = rss_mb(process.pid)
+    after = resident_mb(process.pid)
     assert [(r.image_width, r.image_height) for r in after_frame] == [(80, 60)]
     assert all(r.image_width == 80 for r in results)  # no 12000x12000 result, ever
     assert after <= 1.10 * before, (before, after)
