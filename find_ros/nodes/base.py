@@ -139,7 +139,7 @@ class PerceptionNode(LifecycleNode):
 
         # Diagnostics and instruction answers are published in every state: a rejected instruction
         # is worth knowing about while the node is still inactive.
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, 10)
         self._status_pub = self.create_publisher(InstructionStatus, self.params.instruction_status_topic, INSTRUCTION_STATUS)
         self._instruction_sub = self.create_subscription(
             Instruction, self.params.instruction_topic, self._on_instruction, INSTRUCTION_SUBSCRIBER

@@ -78,12 +78,14 @@ class GraphClient:
         """Subscribe to /diagnostics: every array is kept, and :attr:`status` holds each node's latest values."""
         from diagnostic_msgs.msg import DiagnosticArray
 
+        from find_ros.nodes.diagnostics import TOPIC
+
         def keep(array: Any) -> None:
             self.diagnostics.append(array)
             for status in array.status:
                 self.status[status.name].update({kv.key: kv.value for kv in status.values})
 
-        self.collect(DiagnosticArray, "/diagnostics", 50, keep)
+        self.collect(DiagnosticArray, TOPIC, 50, keep)
         return self.diagnostics
 
     def wait_active(self, node_names: list[str], timeout_s: float = 300.0) -> None:
