@@ -1,16 +1,27 @@
 """Perception graph under a live camera: sustained FPS, end-to-end latency, drops and memory.
 
     python benchmarks/perception.py --json [--model DIR] [--seconds 60] [--hz 30] [--size 640x480]
+    python benchmarks/perception.py --json --soak [--duration 300] [--model DIR] [--size 640x480]
 
 The grounding node runs as `find-ros perception` in its own process, as on a robot. This process is
-the camera: it publishes frames at --hz (best effort, stamped at publish time) and one instruction,
-and receives the Grounding results over DDS (loopback, private domain). Figures, one JSON line each:
+the camera: it publishes frames at --hz (best effort unless --reliable, stamped at publish time) and
+instructions, and receives the Grounding results over DDS (loopback, private domain), through
+find_ros.nodes.graph_client. Figures, one JSON line each:
 
 * processed_fps       results per second over the run; ``ratio`` is against the camera rate
 * latency_ms_p50/p95  frame stamp -> result received here (loopback; includes DDS both ways)
 * frames_received     frames that reached the node (best-effort transport may lose large frames)
 * frames_dropped      frames the node replaced before processing (its diagnostics), and the fraction
 * rss_mb_start/end    resident memory of the perception process after warm-up and at the end
+
+--soak runs --duration seconds (5 minutes by default) of what a shared robot sees: JPEG frames
+(image_transport compressed) of which 3 in every 30 are malformed in turn (issue 16's PNG that
+declares 12000x12000, bytes that are no image, an empty message, a PNG cut in half), and instruction
+churn (every 2 s one is set and the oldest cancelled, 3 kept; every 10 s one too long to accept).
+Its figures: resident memory and latency p50/p95 per minute, frames processed / bad / too large,
+the instructions' answers, and how soon a valid frame is answered after a bomb compared with after
+any valid frame (``next_answer_ms``: from a frame's stamp to the first result for a frame stamped at
+or after it).
 
 Frames are a walk through one scene of the synthetic world (find_ros.scenes), the kind of image the
 default model was trained on, replayed in a loop; --random uses noise frames instead.
@@ -19,24 +30,16 @@ default model was trained on, replayed in a loop; --random uses noise frames ins
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def camera_frames(size: tuple[int, int], count: int, random: bool) -> list[np.ndarray]:
@@ -54,14 +57,32 @@ def camera_frames(size: tuple[int, int], count: int, random: bool) -> list[np.nd
     return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
 
 
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def next_answer_ms(sent_stamps: list[int], result_stamps: list[int], result_times: list[int]) -> list[float]:
+    """Per sent frame: ms from its stamp to the first result for a frame stamped at or after it
+    (results arrive in stamp order: one worker, one reliable writer)."""
+    out = []
+    for stamp in sent_stamps:
+        i = bisect.bisect_left(result_stamps, stamp)
+        if i < len(result_stamps):
+            out.append((result_times[i] - stamp) / 1e6)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="", help="model directory ('' = the default model)")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="steady mode: measured seconds")
+    parser.add_argument("--soak", action="store_true", help="malformed frames and instruction churn (see above)")
+    parser.add_argument("--duration", type=float, default=300.0, help="soak mode: seconds")
     parser.add_argument("--hz", type=float, default=30.0)
     parser.add_argument("--size", default="640x480", help="camera resolution WxH")
     parser.add_argument("--instruction", default="[the red sphere]")
     parser.add_argument("--random", action="store_true", help="noise frames instead of rendered ones")
+    parser.add_argument("--reliable", action="store_true", help="reliable camera (and node subscription)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -70,122 +91,215 @@ def main() -> int:
 
     isolate_dds()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import rclpy
-    import yaml
-    from diagnostic_msgs.msg import DiagnosticArray
-    from find_ros_msgs.msg import Grounding, Instruction
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from find_ros_msgs.msg import Grounding, InstructionStatus
 
-    from find_ros.nodes.images import numpy_to_image_msg
-    from find_ros.nodes.instruction_msgs import build_instruction
-    from find_ros.nodes.qos import INSTRUCTION_PUBLISHER
+    from find_ros.nodes.graph_client import Camera, GraphClient, resident_mb, start_perception, stop_process
+    from find_ros.nodes.params import GroundingParams
+    from find_ros.nodes.qos import INSTRUCTION_STATUS
 
+    topics = GroundingParams()
     frames = camera_frames((width, height), 30, args.random)
+    node_params = {"model": args.model, "publish_overlay": False, "diagnostics_period_s": 1.0,
+                   "image_transport": "compressed" if args.soak else "raw",
+                   "image_reliability": "reliable" if args.reliable else "auto"}
     with tempfile.TemporaryDirectory() as tmp:
-        params = Path(tmp) / "params.yaml"
-        params.write_text(yaml.safe_dump({"find_grounding": {"ros__parameters": {
-            "model": args.model, "publish_overlay": False, "diagnostics_period_s": 1.0}}}))
-        node_process = subprocess.Popen(
-            [sys.executable, "-m", "find_ros.cli", "perception", "--nodes", "grounding", "--params", str(params)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        context = rclpy.Context()
-        rclpy.init(context=context)
+        graph = start_perception({"find_grounding": node_params}, Path(tmp), nodes="grounding")
+        client = GraphClient("camera_benchmark", graph)
         try:
-            node = rclpy.create_node("camera_benchmark", context=context)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            latencies: list[float] = []
-            results: list[float] = []
-            status: dict[str, str] = {}
+            result_stamps: list[int] = []
+            result_times: list[int] = []  # ns, this node's clock, when each result arrived
 
             def on_result(msg: Grounding) -> None:
-                now = node.get_clock().now().nanoseconds
-                results.append(time.monotonic())
-                latencies.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+                result_times.append(client.node.get_clock().now().nanoseconds)
+                result_stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
 
-            def on_diag(msg: DiagnosticArray) -> None:
-                for s in msg.status:
-                    if s.name == "find_grounding":
-                        status.update({kv.key: kv.value for kv in s.values})
+            client.collect(Grounding, topics.grounding_topic, 50, on_result)
+            answers = client.collect(InstructionStatus, topics.instruction_status_topic, INSTRUCTION_STATUS)
+            client.watch_diagnostics()
+            client.wait_active(["find_grounding"], 180)
+            status = client.status["find_grounding"]
+            from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-            node.create_subscription(Grounding, "/find_ros/grounding", on_result, 10)
-            node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-            camera = node.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
-            instructions = node.create_publisher(Instruction, "/find_ros/instruction", INSTRUCTION_PUBLISHER)
-
-            deadline = time.monotonic() + 180
-            while status.get("state") != "active":
-                if node_process.poll() is not None or time.monotonic() > deadline:
-                    print(node_process.communicate()[0][-3000:], file=sys.stderr)
-                    raise SystemExit("the perception process did not become active")
-                executor.spin_once(timeout_sec=0.1)
-            while camera.get_subscription_count() == 0 or instructions.get_subscription_count() == 0:
-                executor.spin_once(timeout_sec=0.05)
-            instructions.publish(build_instruction(args.instruction, instruction_id="bench"))
+            camera = Camera(client, topics.image_topic, compressed=args.soak,
+                            qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else None)
+            instructions = client.instruction_publisher(topics)
+            camera.wait_for_subscriber()
             model_name, device = status.get("model", ""), status.get("device", "")
+            messages = [camera.message(f) for f in frames]
+            from find_ros.nodes.instruction_msgs import build_instruction
 
-            def publish(i: int) -> None:
-                msg = numpy_to_image_msg(frames[i % len(frames)], "rgb8")
-                msg.header.stamp = node.get_clock().now().to_msg()
-                msg.header.frame_id = "camera"
-                camera.publish(msg)
+            instructions.publish(build_instruction(args.instruction, instruction_id="bench"))
 
             # Warm-up: until the first result (model caches, allocator), not counted.
             i = 0
-            while not results and time.monotonic() < deadline:
-                publish(i)
+            deadline = time.monotonic() + 180
+            while not result_stamps and time.monotonic() < deadline:
+                camera.publish(messages[i % len(messages)])
                 i += 1
-                end = time.monotonic() + 1 / args.hz
-                while time.monotonic() < end:
-                    executor.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
-            rss_start = rss_mb(node_process.pid)
-            results.clear()
-            latencies.clear()
-            start_dropped = int(status.get("frames_dropped", 0) or 0)
-            start_received = int(status.get("frames_received", 0) or 0)
-            sent = 0
-            start = time.monotonic()
-            period = 1 / args.hz
-            while time.monotonic() - start < args.seconds:
-                publish(sent)
-                sent += 1
-                next_at = start + sent * period
-                while time.monotonic() < next_at:
-                    executor.spin_once(timeout_sec=max(0.0, next_at - time.monotonic()))
-            elapsed = time.monotonic() - start
-            settle = time.monotonic() + 2.5  # the last results and one more diagnostics period
-            while time.monotonic() < settle:
-                executor.spin_once(timeout_sec=0.05)
-            rss_end = rss_mb(node_process.pid)
-            dropped = int(status.get("frames_dropped", 0) or 0) - start_dropped
-            received = int(status.get("frames_received", 0) or 0) - start_received
+                client.spin_for(1 / args.hz)
+            rss_start = resident_mb(graph.pid)
+            result_stamps.clear()
+            result_times.clear()
+            start_counts = {k: int(status.get(k, 0) or 0) for k in ("frames_dropped", "frames_received", "frames_processed")}
+            if args.soak:
+                figures = soak(args, client, camera, instructions, messages, frames[0], result_stamps, result_times,
+                               answers, graph.pid, rss_start, start_counts)
+            else:
+                figures = steady(args, client, camera, messages, result_stamps, result_times, graph.pid, rss_start,
+                                 start_counts)
         finally:
-            rclpy.shutdown(context=context)
-            node_process.terminate()
-            node_process.communicate(timeout=30)
+            client.close()
+            stop_process(graph)
 
-    lat = np.array(latencies) if latencies else np.array([np.nan])
-    common = {"model": model_name, "device": device, "camera_hz": args.hz, "seconds": round(elapsed, 1),
-              "resolution": f"{width}x{height}", "frames_sent": sent}
-    fps = len(results) / elapsed
-    figures = [
-        {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate"},
-        {"figure": "latency_ms_p50", "value": round(float(np.percentile(lat, 50)), 1), "unit": "ms"},
-        {"figure": "latency_ms_p95", "value": round(float(np.percentile(lat, 95)), 1), "unit": "ms"},
+    common = {"model": model_name, "device": device, "camera_hz": args.hz, "resolution": f"{width}x{height}",
+              "mode": "soak" if args.soak else "steady"}
+    for figure in figures:
+        line = {**figure, **common}
+        print(json.dumps(line) if args.json else f"{line['figure']:24s} {line['value']} {line['unit']}")
+    return 0
+
+
+def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[Any], result_stamps: list[int],
+           result_times: list[int], pid: int, rss_start: float, start: dict[str, int]) -> list[dict]:
+    from find_ros.nodes.graph_client import resident_mb
+
+    sent = 0
+    began = time.monotonic()
+    period = 1 / args.hz
+    while time.monotonic() - began < args.seconds:
+        camera.publish(messages[sent % len(messages)])
+        sent += 1
+        client.spin_for(max(0.0, began + sent * period - time.monotonic()))
+    elapsed = time.monotonic() - began
+    client.spin_for(2.5)  # the last results and one more diagnostics period
+    status = client.status["find_grounding"]
+    dropped = int(status.get("frames_dropped", 0) or 0) - start["frames_dropped"]
+    received = int(status.get("frames_received", 0) or 0) - start["frames_received"]
+    latencies = [(t - s) / 1e6 for s, t in zip(result_stamps, result_times)]
+    fps = len(result_stamps) / elapsed
+    return [
+        {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate",
+         "seconds": round(elapsed, 1), "frames_sent": sent},
+        {"figure": "latency_ms_p50", "value": percentile(latencies, 50), "unit": "ms"},
+        {"figure": "latency_ms_p95", "value": percentile(latencies, 95), "unit": "ms"},
         {"figure": "frames_received", "value": received, "unit": "frames", "ratio": round(received / sent, 4) if sent else None,
          "baseline": "frames sent (best effort: the rest were lost in DDS transport)"},
         {"figure": "frames_dropped", "value": dropped, "unit": "frames",
          "ratio": round(dropped / received, 4) if received else None, "baseline": "frames received by the node"},
         {"figure": "rss_mb_start", "value": round(rss_start, 1), "unit": "MiB"},
-        {"figure": "rss_mb_end", "value": round(rss_end, 1), "unit": "MiB"},
+        {"figure": "rss_mb_end", "value": round(resident_mb(pid), 1), "unit": "MiB"},
     ]
-    for figure in figures:
-        line = {**figure, **common}
-        print(json.dumps(line) if args.json else f"{line['figure']:16s} {line['value']} {line['unit']}")
-    return 0
+
+
+def soak(args: argparse.Namespace, client: Any, camera: Any, instructions: Any, messages: list[Any], sample: np.ndarray,
+         result_stamps: list[int], result_times: list[int], answers: list[Any], pid: int, rss_start: float,
+         start: dict[str, int]) -> list[dict]:
+    from find_ros_msgs.msg import InstructionStatus
+
+    from find_ros.nodes.bad_input import malformed_compressed_frames
+    from find_ros.nodes.graph_client import resident_mb
+    from find_ros.nodes.instruction_msgs import build_cancel, build_instruction
+
+    malformed = malformed_compressed_frames(sample)
+    period = 1 / args.hz
+    sent: dict[str, list[int]] = {"valid": [], "bomb": [], "malformed": []}
+    minute_rss: list[float] = []
+    kept: list[str] = ["bench"]
+    churn = 0
+    began = time.monotonic()
+    index = 0
+    while (now := time.monotonic() - began) < args.duration:
+        if index % 10 == 9:  # 3 in every 30 frames malformed, in turn
+            reason, msg = malformed[(index // 10) % len(malformed)]
+            sent["bomb" if "exceeds the limit" in reason else "malformed"].append(camera.publish(msg))
+        else:
+            sent["valid"].append(camera.publish(messages[index % len(messages)]))
+        index += 1
+        if now >= 2.0 * (churn + 1):  # instruction churn
+            churn += 1
+            if churn % 5 == 0:
+                instructions.publish(build_instruction(" ".join(["cup"] * 400), instruction_id=f"too-long-{churn}"))
+            else:
+                instructions.publish(build_instruction(f"[object number {churn}]", instruction_id=f"churn-{churn}"))
+                kept.append(f"churn-{churn}")
+                if len(kept) > 3:
+                    instructions.publish(build_cancel(kept.pop(0)))
+        if now >= 60.0 * len(minute_rss):
+            minute_rss.append(resident_mb(pid))
+        client.spin_for(max(0.0, began + index * period - time.monotonic()))
+    elapsed = time.monotonic() - began
+    client.spin_for(2.5)
+    rss_end = resident_mb(pid)
+    status = dict(client.status["find_grounding"])
+    probe = bomb_probe(client, camera, messages[0], malformed[0][1], result_stamps, result_times)
+
+    figures: list[dict] = [{"figure": "soak_seconds", "value": round(elapsed, 1), "unit": "s", "frames_sent": index,
+                            "valid": len(sent["valid"]), "bombs": len(sent["bomb"]), "malformed": len(sent["malformed"])}]
+    first = sent["valid"][0] if sent["valid"] else 0
+    for minute in range(max(1, int(np.ceil(elapsed / 60.0 - 0.01)))):
+        lo, hi = first + minute * 60 * 10**9, first + (minute + 1) * 60 * 10**9
+        latencies = [(t - s) / 1e6 for s, t in zip(result_stamps, result_times) if lo <= s < hi]
+        figures.append({"figure": "latency_ms_minute", "minute": minute, "p50": percentile(latencies, 50),
+                        "p95": percentile(latencies, 95), "value": percentile(latencies, 50), "unit": "ms",
+                        "results": len(latencies),
+                        "rss_mb": round(minute_rss[minute], 1) if minute < len(minute_rss) else None})
+    for name in ("frames_received", "frames_processed", "frames_dropped"):
+        figures.append({"figure": name, "value": int(status.get(name, 0) or 0) - start[name], "unit": "frames"})
+    for name in ("frames_bad", "frames_too_large", "instructions_active", "instructions_rejected", "instructions_cancelled"):
+        figures.append({"figure": name, "value": int(status.get(name, 0) or 0), "unit": "count"})
+    answered = {label: sum(a.status == code for a in answers) for label, code in (
+        ("accepted", InstructionStatus.ACCEPTED), ("refused", InstructionStatus.REFUSED),
+        ("cancelled", InstructionStatus.CANCELLED), ("failed", InstructionStatus.FAILED))}
+    figures.append({"figure": "instruction_answers", "value": sum(answered.values()), "unit": "messages", **answered})
+    after_valid = next_answer_ms(sent["valid"], result_stamps, result_times)
+    after_bomb = next_answer_ms(sent["bomb"], result_stamps, result_times)
+    figures.append({"figure": "next_answer_ms_after_valid", "value": percentile(after_valid, 50), "p95": percentile(after_valid, 95),
+                    "max": round(max(after_valid), 1) if after_valid else None, "unit": "ms", "frames": len(after_valid)})
+    figures.append({"figure": "next_answer_ms_after_bomb", "value": percentile(after_bomb, 50), "p95": percentile(after_bomb, 95),
+                    "max": round(max(after_bomb), 1) if after_bomb else None, "unit": "ms", "frames": len(after_bomb),
+                    "baseline": "next_answer_ms_after_valid; a frame period is %.1f ms" % (1e3 * period)})
+    figures.append({"figure": "rss_mb_start", "value": round(rss_start, 1), "unit": "MiB"})
+    figures.append({"figure": "rss_mb_end", "value": round(rss_end, 1), "unit": "MiB",
+                    "ratio": round(rss_end / rss_start, 4), "baseline": "rss_mb_start"})
+    valid, after = probe["valid_ms"], probe["after_bomb_ms"]
+    figures.append({"figure": "bomb_probe_latency_ms", "value": percentile(after, 50), "p95": percentile(after, 95),
+                    "unit": "ms", "rounds": len(after), "baseline_p50": percentile(valid, 50), "baseline_p95": percentile(valid, 95),
+                    "baseline": "latency of a valid frame in the same lockstep probe, without a bomb before it",
+                    "extra_frame_periods_p50": (round((percentile(after, 50) - percentile(valid, 50)) / (1e3 * period), 2)
+                                                if after and valid else None),
+                    "rss_mb_before": probe["rss_before"], "rss_mb_after": probe["rss_after"]})
+    return figures
+
+
+def bomb_probe(client: Any, camera: Any, valid_msg: Any, bomb_msg: Any, result_stamps: list[int],
+               result_times: list[int], rounds: int = 10) -> dict[str, Any]:
+    """Lockstep: a valid frame alone, then a bomb the node has refused (waited for on /diagnostics)
+    followed by a valid frame; the two valid frames' latencies say what the bomb cost. Each frame's
+    results for every active instruction are awaited, so each frame finds the worker idle."""
+    from find_ros.nodes.graph_client import resident_mb
+
+    status = client.status["find_grounding"]
+    per_frame = max(1, int(status.get("instructions_active", 1) or 1))
+
+    def latency_of(stamp: int) -> float | None:
+        if not client.spin_until(lambda: result_stamps[-3 * per_frame:].count(stamp) >= per_frame, 60):
+            return None
+        return (result_times[result_stamps.index(stamp)] - stamp) / 1e6
+
+    pid = client.graph.pid if client.graph is not None else None
+    out: dict[str, Any] = {"valid_ms": [], "after_bomb_ms": [], "rss_before": round(resident_mb(pid), 1) if pid else None}
+    for _ in range(rounds):
+        alone = latency_of(camera.publish(valid_msg))
+        refused = int(status.get("frames_too_large", 0) or 0)
+        camera.publish(bomb_msg)
+        if not client.spin_until(lambda: int(status.get("frames_too_large", 0) or 0) > refused, 30):
+            continue  # the bomb was replaced before the worker took it: nothing to measure this round
+        after = latency_of(camera.publish(valid_msg))
+        if alone is not None and after is not None:
+            out["valid_ms"].append(alone)
+            out["after_bomb_ms"].append(after)
+    out["rss_after"] = round(resident_mb(pid), 1) if pid else None
+    return out
 
 
 if __name__ == "__main__":

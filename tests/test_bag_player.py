@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_bag_topics_lists_types_and_counts(tmp_path) -> None:
 def test_played_frames_arrive_in_another_process_with_their_stamps(tmp_path) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from find_ros.nodes.images import image_msg_to_rgb
@@ -54,19 +55,17 @@ def test_played_frames_arrive_in_another_process_with_their_stamps(tmp_path) -> 
     try:
         node = rclpy.create_node("receiver", context=context)
         received: list[Image] = []
-        node.create_subscription(Image, "/camera/image", received.append, qos_profile_sensor_data)
+        # Reliable both ways (--reliable): every one of the five frames must arrive, not most of them.
+        node.create_subscription(Image, "/camera/image", received.append, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         player = subprocess.Popen(
-            [sys.executable, "-m", "find_ros.cli", "play", str(tmp_path / "bag"), "--wait", "1", "--rate", "1"],
+            [sys.executable, "-m", "find_ros.cli", "play", str(tmp_path / "bag"), "--wait", "1", "--rate", "1", "--reliable"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        while player.poll() is None or len(received) < 5:
+        deadline = time.monotonic() + 60  # a failure guard: the player waits for every acknowledgement
+        while len(received) < 5 and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-            if player.poll() is not None and len(received) < 5:
-                for _ in range(20):  # drain what is still in flight
-                    executor.spin_once(timeout_sec=0.05)
-                break
         output = player.communicate(timeout=30)[0]
     finally:
         rclpy.shutdown(context=context)

@@ -69,3 +69,45 @@ def test_bad_messages_raise_a_clear_error(mutate, message) -> None:
 def test_depth_is_not_taken_as_colour() -> None:
     with pytest.raises(ImageConversionError, match="not a colour encoding"):
         image_msg_to_rgb(numpy_to_image_msg(np.zeros((2, 2), np.uint16), "16UC1"))
+
+
+def test_a_compressed_bomb_is_refused_from_its_header() -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    from find_ros.nodes.bad_input import png_bomb
+    from find_ros.nodes.image_header import ImageTooLarge, compressed_size
+    from find_ros.nodes.images import compressed_msg_to_rgb
+
+    bomb = png_bomb(12000, 12000)
+    assert compressed_size(bomb) == (12000, 12000, "PNG")
+    with pytest.raises(ImageTooLarge, match="12000x12000 = 144000000 pixels exceeds the limit of 8294400"):
+        compressed_msg_to_rgb(CompressedImage(format="png", data=bomb))
+
+
+def test_compressed_frames_are_png_or_jpeg_and_their_size_is_read_from_the_header() -> None:
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from find_ros.nodes.image_header import ImageTooLarge, compressed_size
+    from find_ros.nodes.images import compressed_msg_to_rgb
+
+    jpeg = cv2.imencode(".jpg", RGB)[1].tobytes()
+    assert compressed_size(jpeg) == (7, 5, "JPEG")
+    assert compressed_msg_to_rgb(CompressedImage(format="jpeg", data=jpeg)).shape == (5, 7, 3)
+    with pytest.raises(ImageTooLarge, match="exceeds the limit of 34"):
+        compressed_msg_to_rgb(CompressedImage(format="jpeg", data=jpeg), max_pixels=34)
+    bmp = cv2.imencode(".bmp", RGB)[1].tobytes()
+    with pytest.raises(ValueError, match="not a readable PNG or JPEG header"):
+        compressed_msg_to_rgb(CompressedImage(format="bmp", data=bmp))
+
+
+def test_a_raw_frame_over_the_limit_is_refused_before_it_is_copied() -> None:
+    from find_ros.nodes.image_header import ImageTooLarge
+
+    msg = numpy_to_image_msg(RGB, "rgb8")
+    msg.height, msg.width = 12000, 12000  # the header alone decides; the data is never looked at
+    with pytest.raises(ImageTooLarge, match="12000x12000"):
+        image_msg_to_rgb(msg)
+    assert image_msg_to_rgb(numpy_to_image_msg(RGB, "rgb8"), max_pixels=35).shape == (5, 7, 3)
+    with pytest.raises(ImageTooLarge, match="exceeds the limit of 34"):
+        image_msg_to_rgb(numpy_to_image_msg(RGB, "rgb8"), max_pixels=34)

@@ -1,6 +1,6 @@
 """`find-ros demo`: the README's main job (`make demo`): the perception graph on a synthetic walk-through.
 
-See find_ros.perception_demo for what it does. It prints, per instruction, the grounding IoU against
+See find_ros.demo for what it does. It prints, per instruction, the grounding IoU against
 the ground truth and whether localization found a frame showing the object, and writes overlays.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from find_ros.perception_demo import DemoSettings, print_report, run_demo
+    from find_ros.demo import DemoSettings, print_report, run_demo
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     settings = DemoSettings(out=Path(args.out), model=args.model, frames=args.frames, size=(width, height),

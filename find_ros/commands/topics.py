@@ -77,7 +77,7 @@ def run_play(args: argparse.Namespace) -> int:
             wait_for_subscribers=args.wait, wait_timeout_s=args.timeout,
             on_skip=lambda topic, msgtype, _: print(f"note: skipping {topic}: {msgtype} is not installed here", flush=True),
         )
-        time.sleep(0.2)  # let the last best-effort samples leave before the node goes away
+        time.sleep(0.2)  # best effort has no acknowledgements: give the last samples time to leave
     finally:
         rclpy.shutdown(context=context)
     print(f"published {count} message(s) from {args.bag}")

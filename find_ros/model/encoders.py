@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -311,8 +311,7 @@ class HFLanguageEncoder(_FrozenModule):
                 f"(valid: {-count}..{count - 1}; hidden_states[0] is the embedding layer)"
             )
         self.layer = int(layer)
-        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-        self.max_positions = int(positions) if positions else None
+        self.max_positions = max_positions(config)
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError(
                 f"the tokenizer of the language model ({type(tokenizer).__name__}) is not a fast tokenizer; "
@@ -328,7 +327,7 @@ class HFLanguageEncoder(_FrozenModule):
         tokenizer.padding_side = "right"
 
     def token_limit(self, max_tokens: int) -> int:
-        return min(max_tokens, self.max_positions) if self.max_positions else max_tokens
+        return token_limit(max_tokens, self.max_positions)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
@@ -356,18 +355,39 @@ class HFLanguageEncoder(_FrozenModule):
 
 
 def load_language_encoder(name_or_dir: str, layer: int | None = None, base_dir: str | Path | None = None) -> HFLanguageEncoder:
-    from transformers import AutoTokenizer
-
     source, config = _read_config(name_or_dir, base_dir, "language model")
     family = language_family(config)
     cls_path = _TEXT_TOWER_TYPES.get(config.model_type, "transformers.AutoModel")
     model = _load(cls_path, source, "language model")
+    return HFLanguageEncoder(model, _load_tokenizer(source), family, layer)
+
+
+def load_language_tokenizer(name_or_dir: str, base_dir: str | Path | None = None) -> tuple[Any, int | None]:
+    """The language model's tokenizer and its number of positions, without loading its weights
+    (what a node needs to count an instruction's tokens before the model is loaded)."""
+    source, config = _read_config(name_or_dir, base_dir, "language model")
+    return _load_tokenizer(source), max_positions(config)
+
+
+def token_limit(max_tokens: int, positions: int | None) -> int:
+    """The most tokens read: the asked ``max_tokens``, or fewer when the model has fewer positions."""
+    return min(max_tokens, positions) if positions else max_tokens
+
+
+def max_positions(config: object) -> int | None:
+    """How many tokens a transformers text model can read (None when its config does not say)."""
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(positions) if positions else None
+
+
+def _load_tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
     try:
         with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            return AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot load the tokenizer of the language model {source!r}: {error}") from error
-    return HFLanguageEncoder(model, tokenizer, family, layer)
 
 
 def offline_environment() -> None:

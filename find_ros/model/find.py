@@ -68,7 +68,8 @@ from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
 from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
-from find_ros.model.sampler import EmbeddingSampler, InterleaveText
+from find_ros.model.sampler import EmbeddingSampler
+from find_ros.model.text_budget import TextBudget
 
 
 @dataclass
@@ -257,11 +258,8 @@ class FindModel(nn.Module):
                 check_image(v, k)
             elif not isinstance(v, RegionRef):
                 raise ValueError(f"visual entity <{k}> must be an RGB uint8 crop or a RegionRef, got {type(v).__name__}")
-        layout = InterleaveText(parsed, self.config.placeholder_word)
-        limit = self.language_encoder.token_limit(self.config.max_text_tokens)
-        count = self.language_encoder.count_tokens(layout.text)
-        if count > limit:
-            raise ValueError(f"instruction is {count} tokens long; the language model reads at most {limit}")
+        layout = TextBudget(self.language_encoder.tokenizer, self.language_encoder.token_limit(self.config.max_text_tokens),
+                            self.config.placeholder_word).check(parsed)
         encoding = self.language_encoder([layout.text], self.config.max_text_tokens)
         with self._autograd() as grad:
             encoding = self._text_from_frozen(encoding, grad)

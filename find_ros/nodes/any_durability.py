@@ -22,7 +22,7 @@ SEEN_SAMPLES = 256  # identities remembered; a copy arrives right after its orig
 
 
 class _OncePerSample:
-    def __init__(self, callback: Callable[[Any], None]) -> None:
+    def __init__(self, callback: Callable[[Any, Any], None]) -> None:
         self._callback = callback
         self._seen: OrderedDict[tuple[bytes, int], None] = OrderedDict()
         self._lock = threading.Lock()
@@ -37,11 +37,12 @@ class _OncePerSample:
                 self._seen[identity] = None
                 while len(self._seen) > SEEN_SAMPLES:
                     self._seen.popitem(last=False)
-        self._callback(msg)
+        self._callback(msg, info)
 
 
-def subscribe_any_durability(node: Any, msg_type: type, topic: str, callback: Callable[[Any], None]) -> list[Any]:
-    """Subscribe ``callback`` to ``topic`` in both durabilities; returns the subscriptions."""
+def subscribe_any_durability(node: Any, msg_type: type, topic: str, callback: Callable[[Any, Any], None]) -> list[Any]:
+    """Subscribe ``callback(msg, info)`` to ``topic`` in both durabilities, ``info`` being rclpy's
+    message info (the sender's publisher GID among it); returns the subscriptions."""
     from rclpy.event_handler import SubscriptionEventCallbacks
 
     once = _OncePerSample(callback)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
 from find_ros.nodes.topic_tools import message_type
@@ -49,11 +50,13 @@ def play_bag(
     wait_for_subscribers: int = 0,
     wait_timeout_s: float = 30.0,
     on_skip: SkipCallback | None = None,
+    ack_timeout_s: float = 10.0,
 ) -> int:
     """Publish the bag's messages through ``node``; returns how many were published.
 
     With ``wait_for_subscribers`` > 0, playing starts once every played topic has that many
-    subscribers, so a receiver started at the same time misses nothing.
+    subscribers, so a receiver started at the same time misses nothing; with reliable ``qos`` the
+    call returns once every subscriber acknowledged every message (or ``ack_timeout_s`` passed).
     """
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader
@@ -107,6 +110,9 @@ def play_bag(
             published += 1
             if on_publish is not None:
                 on_publish(topic, original_stamp, time.time())
+    # Reliable samples still unacknowledged would be lost with the node; best effort returns at once.
+    for publisher in publishers.values():
+        publisher.wait_for_all_acked(Duration(seconds=ack_timeout_s))
     return published
 
 

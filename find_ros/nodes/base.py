@@ -1,13 +1,18 @@
 """What every find_ros perception node does, so each node only says what it does with a frame.
 
-Lifecycle (yolo_ros style): configure creates publishers, the instruction subscription and timers;
-activate loads the model and subscribes to the camera; deactivate unsubscribes and frees the model.
-The lifecycle services live in a reentrant callback group of their own, so on a multi-threaded
-executor ``get_state`` answers ("activating") while ``on_activate`` loads the model on another
-thread, and a model that fails to load still fails the transition. ``~/ready`` (std_msgs/Bool,
-latched) says whether the model is loaded and frames are taken. Instructions may arrive in any state
-after configure; they are checked at once (a bad one is rejected with the reason on /diagnostics)
-and encoded by the worker once, then reused on every frame.
+Lifecycle (yolo_ros style): configure creates publishers, the instruction subscriptions, the
+cancel service and timers; activate loads the model and subscribes to the camera; deactivate
+unsubscribes and frees the model. The lifecycle services live in a reentrant callback group of their
+own, so on a multi-threaded executor ``get_state`` answers ("activating") while ``on_activate`` loads
+the model on another thread, and a model that fails to load still fails the transition. ``~/ready``
+(std_msgs/Bool, latched) says whether the model is loaded and frames are taken.
+
+Instructions may arrive in any state after configure. Each is checked at once
+(find_ros.nodes.admission) and kept within the flood policy (find_ros.nodes.instruction_book); the
+decision (accepted, or refused with the reason) is published on the instruction status topic, and
+refusals on /diagnostics too. A kept instruction is encoded by the worker once, then reused on every
+frame; if that fails, the failure is published naming the instruction. Instructions are cancelled by
+id or all at once, on the topic (Instruction.action) or through ~/cancel_instruction.
 
 Frames go through a depth-1 latest-wins slot to one worker thread, so inference never runs on the
 callback thread and the lag never grows. Recent frames are kept (JPEG, bounded) so a visual entity
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +39,15 @@ from std_msgs.msg import Bool
 
 from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.nodes import diagnostics
+from find_ros.nodes.admission import Admitted, check_instruction
 from find_ros.nodes.any_durability import subscribe_any_durability
+from find_ros.nodes.image_header import ImageTooLarge
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
-from find_ros.nodes.instruction_msgs import FrameRegion, read_instruction
+from find_ros.nodes.instruction_book import FLOOD_POLICY, InstructionBook
+from find_ros.nodes.instruction_msgs import status_msg
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import declare
-from find_ros.nodes.qos import READY, image_qos_for
+from find_ros.nodes.qos import INSTRUCTION_STATUS, READY, image_qos_for
 
 if TYPE_CHECKING:
     from builtin_interfaces.msg import Time
@@ -60,16 +68,24 @@ class ActiveInstruction:
 
     msg: Instruction
     parsed: ParsedInstruction
-    visuals: list[np.ndarray | FrameRegion]
+    visuals: list[np.ndarray]  # one RGB crop per visual entity (frame regions are cut on arrival)
     encoded: EncodedInstruction | None = None
 
 
 @dataclass
 class Counters:
     frames_bad: int = 0
+    frames_too_large: int = 0
     instructions_rejected: int = 0
     last_error: str = ""
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+
+
+def sender_of(info: Any) -> str | None:
+    """The DDS writer a topic message came from (its publisher GID, hex), or None if unknown."""
+    gid = (info or {}).get("publisher_gid") if isinstance(info, dict) else None
+    data = gid.get("data") if isinstance(gid, dict) else None
+    return bytes(data).hex() if data else None
 
 
 def stamp_ns(stamp: Time) -> int:
@@ -121,19 +137,26 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         self._instruction_subs: list[Any] = []
         self._timer: Any = None
         self._diag_pub: Any = None
-        self.instructions: OrderedDict[str, ActiveInstruction] = OrderedDict()
-        self.lock = threading.Lock()
+        self._status_pub: Any = None
+        self._cancel_service: Any = None
+        self.instructions: InstructionBook[ActiveInstruction] = InstructionBook(
+            self.params.max_instructions, self.params.max_instructions_per_sender)
         self.counters = Counters()
         self._recent: deque[tuple[int, bytes]] = deque(maxlen=self.recent_frames)
+        self._budget: Any = None
+        self._budget_lock = threading.Lock()
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         from diagnostic_msgs.msg import DiagnosticArray
-        from find_ros_msgs.msg import Instruction
+        from find_ros_msgs.msg import Instruction, InstructionStatus
+        from find_ros_msgs.srv import CancelInstruction
 
-        # Diagnostics are published in every state: a rejected instruction is worth knowing about
-        # while the node is still inactive.
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Diagnostics and instruction answers are published in every state: a rejected instruction
+        # is worth knowing about while the node is still inactive.
+        self._diag_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, 10)
+        self._status_pub = self.create_publisher(InstructionStatus, self.params.instruction_status_topic, INSTRUCTION_STATUS)
         self._instruction_subs = subscribe_any_durability(self, Instruction, self.params.instruction_topic, self._on_instruction)
+        self._cancel_service = self.create_service(CancelInstruction, "~/cancel_instruction", self._on_cancel)
         self._timer = self.create_timer(self.params.diagnostics_period_s, self._publish_status)
         self.create_outputs()
         return TransitionCallbackReturn.SUCCESS
@@ -154,7 +177,8 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         self._worker = LatestFrameWorker(self._process, self._on_frame_error, name=f"{self.get_name()}_worker")
         p = self.params
         topic, msg_type = (f"{p.image_topic}/compressed", CompressedImage) if p.image_transport == "compressed" else (p.image_topic, Image)
-        self._image_sub = self.create_subscription(msg_type, topic, self._on_image, image_qos_for(self, topic))
+        self._image_sub = self.create_subscription(msg_type, topic, self._on_image,
+                                                   image_qos_for(self, topic, p.image_reliability))
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -166,8 +190,11 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         for subscription in self._instruction_subs:
             self.destroy_subscription(subscription)
         self._instruction_subs = []
+        self.destroy_service(self._cancel_service)
         self.destroy_timer(self._timer)
         self.destroy_publisher(self._diag_pub)
+        self.destroy_publisher(self._status_pub)
+        self._diag_pub = self._status_pub = None
         self.destroy_outputs()
         return TransitionCallbackReturn.SUCCESS
 
@@ -199,73 +226,127 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
-        with self.lock:  # encodings belong to the model that made them
-            for active in self.instructions.values():
-                active.encoded = None
+        for active in self.instructions.values():  # encodings belong to the model that made them
+            active.encoded = None
 
     # --- instructions -------------------------------------------------------------------------
-    def accept(self, msg: Instruction) -> tuple[bool, str]:
-        """Check an instruction and keep it if this node wants it. Returns (accepted, reason/summary)."""
-        try:
-            parsed, visuals = read_instruction(msg)
-        except ValueError as error:
-            self.counters.instructions_rejected += 1
-            reason = f"instruction {msg.id[:64]!r} rejected: {error}"
-            self.report_error(reason)
-            return False, reason
-        if not self.wants(msg):
-            return True, "nothing for this node to do"
-        with self.lock:
-            self.instructions.pop(msg.id, None)
-            self.instructions[msg.id] = ActiveInstruction(msg, parsed, visuals)
-            while len(self.instructions) > self.params.max_instructions:
-                dropped, _ = self.instructions.popitem(last=False)
-                self.get_logger().warning(f"more than {self.params.max_instructions} instructions; dropped {dropped!r}")
-        return True, "entities: " + ", ".join(e.label for e in parsed.entities)
+    def accept(self, msg: Instruction, sender: str | None = None) -> tuple[bool, str]:
+        """Act on an Instruction (set, cancel, cancel all) and publish the decision on the status
+        topic. Returns (accepted, reason/summary) for the service's answer."""
+        from find_ros_msgs.msg import Instruction, InstructionStatus
 
-    def _on_instruction(self, msg: Instruction) -> None:
-        self.accept(msg)
+        if msg.action in (Instruction.ACTION_CANCEL, Instruction.ACTION_CANCEL_ALL):
+            cancelled, reason, _ = self.cancel(None if msg.action == Instruction.ACTION_CANCEL_ALL else msg.id)
+            return cancelled, reason
+        if msg.action != Instruction.ACTION_SET:
+            return self._refuse(msg.id, f"unknown action {msg.action}")
+        if not self.wants(msg):
+            if self.instructions.cancel(msg.id):  # re-sent without this node's want_*: it stops here
+                self.publish_status(msg.id, InstructionStatus.CANCELLED, "re-sent without anything for this node to do")
+                return True, "cancelled: re-sent without anything for this node to do"
+            return True, "nothing for this node to do"
+        room = self.instructions.room_for(msg.id, sender)  # refuse a flood before any real work
+        if room is not None:
+            return self._refuse(msg.id, room)
+        try:
+            admitted = self.check(msg)
+        except ValueError as error:
+            return self._refuse(msg.id, str(error))
+        refusal = self.instructions.admit(msg.id, sender, ActiveInstruction(msg, admitted.parsed, admitted.crops))
+        if refusal is not None:
+            return self._refuse(msg.id, refusal)
+        summary = "entities: " + ", ".join(e.label for e in admitted.parsed.entities)
+        self.publish_status(msg.id, InstructionStatus.ACCEPTED, summary)
+        return True, summary
+
+    def check(self, msg: Instruction) -> Admitted:
+        """Every accept-time check of find_ros.nodes.admission, with this node's limits and frames."""
+        return check_instruction(msg, max_pixels=self.params.max_image_pixels, budget=self.text_budget(),
+                                 frame_at=self.lookup_frame)
+
+    def text_budget(self) -> Any | None:
+        """The model's token budget, read once from its directory (tokenizer only, no weights)."""
+        with self._budget_lock:
+            if self._budget is None:
+                from find_ros.model import resolve_model_dir
+                from find_ros.model.text_budget import TextBudget
+
+                try:
+                    self._budget = TextBudget.of_model_dir(resolve_model_dir(self.params.model or None))
+                except (OSError, ValueError) as error:
+                    # The model cannot be read yet (activation will say why); its encoder checks the length.
+                    self.get_logger().warning(f"token length not checked on arrival: {error}")
+                    return None
+            return self._budget
+
+    def cancel(self, instruction_id: str | None) -> tuple[bool, str, list[str]]:
+        """Cancel one instruction, or all with None; each is acknowledged on the status topic.
+        Returns (success, message, the ids cancelled)."""
+        from find_ros_msgs.msg import InstructionStatus
+
+        if instruction_id is None:
+            ids = self.instructions.cancel_all()
+            for cancelled in ids:
+                self.publish_status(cancelled, InstructionStatus.CANCELLED, "cancel all")
+            if not ids:
+                self.publish_status("", InstructionStatus.CANCELLED, "cancel all: no instruction was active")
+            return True, f"cancelled {len(ids)} instruction(s)", ids
+        if self.instructions.cancel(instruction_id):
+            self.publish_status(instruction_id, InstructionStatus.CANCELLED, "cancelled on request")
+            return True, f"cancelled {instruction_id[:64]!r}", [instruction_id]
+        reason = f"no active instruction {instruction_id[:64]!r} to cancel"
+        self.publish_status(instruction_id, InstructionStatus.REFUSED, reason)
+        return False, reason, []
+
+    def _refuse(self, instruction_id: str, reason: str) -> tuple[bool, str]:
+        from find_ros_msgs.msg import InstructionStatus
+
+        self.counters.instructions_rejected += 1
+        text = f"instruction {instruction_id[:64]!r} rejected: {reason}"
+        self.report_error(text)
+        self.publish_status(instruction_id, InstructionStatus.REFUSED, reason)
+        return False, text
+
+    def publish_status(self, instruction_id: str, status: int, reason: str) -> None:
+        if self._status_pub is not None:
+            self._status_pub.publish(status_msg(self, instruction_id, status, reason))
+
+    def _on_instruction(self, msg: Instruction, info: Any) -> None:
+        self.accept(msg, sender_of(info))
+
+    def _on_cancel(self, request: Any, response: Any) -> Any:
+        response.success, response.message, response.cancelled = self.cancel(None if request.all else request.id)
+        return response
 
     def encoded(self, active: ActiveInstruction) -> EncodedInstruction | None:
-        """The instruction's embeddings, computed once; None (and the instruction dropped) if it fails."""
+        """The instruction's embeddings, computed once; None (and the instruction dropped, the
+        failure published with its id) if the model refuses it."""
         if active.encoded is None:
             try:
-                visuals = [self.resolve_region(v) if isinstance(v, FrameRegion) else v for v in active.visuals]
-                active.encoded = self.engine.encode_instruction(active.parsed, visuals)
+                active.encoded = self.engine.encode_instruction(active.parsed, active.visuals)
             except ValueError as error:
                 self.drop_instruction(active, str(error))
                 return None
             self.on_new_instruction(active)
         return active.encoded
 
-    def resolve_region(self, region: FrameRegion) -> np.ndarray:
-        """The pixels of a frame region, cut from a remembered frame."""
-        frame = self.lookup_frame(region.stamp_ns)
-        if frame is None:
-            raise ValueError(f"no remembered frame at stamp {region.stamp_ns} ns")
-        x0, y0, x1, y1 = region.box
-        h, w = frame.shape[:2]
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 <= x0 or y1 <= y0:
-            raise ValueError(f"region {region.box} lies outside the {w}x{h} frame")
-        return frame[y0:y1, x0:x1].copy()
-
     def lookup_frame(self, stamp: int) -> np.ndarray | None:
         """The recent frame closest to ``stamp`` within tolerance; subclasses may look further back."""
-        best = min(self._recent, key=lambda item: abs(item[0] - stamp), default=None)
+        best = min(tuple(self._recent), key=lambda item: abs(item[0] - stamp), default=None)
         if best is None or abs(best[0] - stamp) > REGION_STAMP_TOLERANCE_NS:
             return None
         return decode_image(best[1])
 
     def drop_instruction(self, active: ActiveInstruction, reason: str) -> None:
-        with self.lock:
-            self.instructions.pop(active.msg.id, None)
+        from find_ros_msgs.msg import InstructionStatus
+
+        self.instructions.remove(active.msg.id, only=active)  # not a newer instruction re-sent with this id
         self.counters.instructions_rejected += 1
         self.report_error(f"instruction {active.msg.id[:64]!r} dropped: {reason}")
+        self.publish_status(active.msg.id, InstructionStatus.FAILED, reason)
 
     def active_instructions(self) -> list[ActiveInstruction]:
-        with self.lock:
-            return list(self.instructions.values())
+        return self.instructions.values()
 
     # --- frames -------------------------------------------------------------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
@@ -278,7 +359,8 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         if self.engine is None:
             return
         t0 = time.perf_counter()
-        rgb = compressed_msg_to_rgb(msg) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg)
+        limit = self.params.max_image_pixels  # checked from the header, before any pixel is decoded
+        rgb = compressed_msg_to_rgb(msg, limit) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg, limit)
         if self.recent_frames:
             self._recent.append((stamp_ns(msg.header.stamp), encode_jpeg(rgb)))
         t1 = time.perf_counter()
@@ -289,6 +371,8 @@ class PerceptionNode(LifecycleNodeMixin, Node):
 
     def _on_frame_error(self, item: tuple[Image | CompressedImage, float], error: BaseException) -> None:
         self.counters.frames_bad += 1
+        if isinstance(error, ImageTooLarge):
+            self.counters.frames_too_large += 1
         self.report_error(f"frame skipped: {error}")
 
     # --- diagnostics --------------------------------------------------------------------------
@@ -310,8 +394,16 @@ class PerceptionNode(LifecycleNodeMixin, Node):
             "frames_processed": stats.processed if stats else 0,
             "frames_dropped": stats.dropped if stats else 0,
             "frames_bad": self.counters.frames_bad,
+            "frames_too_large": self.counters.frames_too_large,
+            "max_image_pixels": self.params.max_image_pixels,
             "instructions_active": len(self.instructions),
+            "instructions_max": self.instructions.capacity,
+            "instructions_per_sender_max": self.instructions.per_sender,
+            "flood_policy": FLOOD_POLICY,
             "instructions_rejected": self.counters.instructions_rejected,
+            "instructions_refused_full": self.instructions.stats.refused_full,
+            "instructions_refused_sender": self.instructions.stats.refused_sender,
+            "instructions_cancelled": self.instructions.stats.cancelled,
             "latency_ms_median": f"{latencies[len(latencies) // 2]:.1f}" if latencies else "",
             "last_error": self.counters.last_error,
         }

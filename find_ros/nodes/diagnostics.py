@@ -7,6 +7,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+TOPIC = "/diagnostics"  # the ROS convention: one topic for every node's health
 
 
 def diagnostic_array(node: Any, level: bytes | int, message: str, values: dict[str, Any], hardware_id: str = "") -> DiagnosticArray:

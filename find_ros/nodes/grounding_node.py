@@ -2,7 +2,8 @@
 
 Publishes find_ros_msgs/Grounding per frame and instruction, an overlay image, and diagnostics.
 Offers ~/set_instruction (find_ros_msgs/SetInstruction) besides the instruction topic. The lifecycle,
-the latest-frame worker and the input checks live in find_ros.nodes.base.
+the latest-frame worker, the input checks, the instruction answers and ~/cancel_instruction live in
+find_ros.nodes.base.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 cv_bridge is not installable outside a ROS 2 distribution, and its conversions are simple enough to
 state exactly here: every common encoding, row padding through ``step``, and big-endian 16-bit data.
-Bad messages raise :class:`ImageConversionError` naming what is wrong, so a node can log it, publish a
-diagnostic and keep serving.
+Bad messages raise :class:`ImageConversionError` (too large ones
+:class:`~find_ros.nodes.image_header.ImageTooLarge`), both ValueErrors naming what is wrong, so a node
+can log it, publish a diagnostic and keep serving.
 
-The model side always receives RGB ``uint8`` arrays of shape (H, W, 3) (:func:`to_rgb8`).
+The model side always receives RGB ``uint8`` arrays of shape (H, W, 3) (:func:`to_rgb8`). Every
+decoder takes a pixel limit and checks it before any copy or decode (find_ros.nodes.image_header).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS, check_pixels, compressed_size
 
 # encoding -> (channels, numpy dtype of one channel)
 ENCODINGS: dict[str, tuple[int, np.dtype]] = {
@@ -28,18 +32,16 @@ ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     "32FC1": (1, np.dtype(np.float32)),
 }
 
-# Images larger than this are refused before any copy is made (a 16k x 16k RGBA frame).
-MAX_PIXELS = 16384 * 16384
-
 
 class ImageConversionError(ValueError):
     """A message that cannot be turned into an image; the text says what was wrong."""
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
+def image_to_numpy(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/Image into an array of shape (H, W) or (H, W, C) in its own encoding.
 
-    The array owns its memory (it is a copy), so the message may be released afterwards.
+    The array owns its memory (it is a copy), so the message may be released afterwards. Images of
+    more than ``max_pixels`` are refused before anything is copied.
     """
     encoding = msg.encoding
     if encoding not in ENCODINGS:
@@ -49,8 +51,7 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f"empty image: {width}x{height}")
-    if height * width > MAX_PIXELS:
-        raise ImageConversionError(f"image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS}")
+    check_pixels(width, height, max_pixels)
     channels, dtype = ENCODINGS[encoding]
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
@@ -88,22 +89,29 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> RGB uint8 (H, W, 3)."""
-    return to_rgb8(image_to_numpy(msg), msg.encoding)
+    return to_rgb8(image_to_numpy(msg, max_pixels), msg.encoding)
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> RGB uint8 (H, W, 3)."""
+def compressed_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (PNG or JPEG) -> RGB uint8 (H, W, 3); the size its header declares
+    is checked against ``max_pixels`` before decoding."""
     from find_ros.image_io import decode_image  # deferred: only compressed streams need OpenCV
 
-    data = bytes(msg.data)
-    if not data:
+    raw = bytes(msg.data)
+    if not raw:
         raise ImageConversionError("compressed image has no data")
+    width, height, kind = compressed_size(raw)
+    check_pixels(width, height, max_pixels, f"compressed {kind} image")
     try:
-        return decode_image(data)
+        rgb = decode_image(raw)
     except ValueError as error:
-        raise ImageConversionError(f"compressed image ({msg.format!r}, {len(data)} bytes) does not decode") from error
+        raise ImageConversionError(f"compressed image ({msg.format!r}, {len(raw)} bytes) does not decode") from error
+    if rgb.shape[:2] != (height, width):  # the decoder read another size than the header declared
+        raise ImageConversionError(f"compressed image decoded to {rgb.shape[1]}x{rgb.shape[0]}, "
+                                   f"its header declares {width}x{height}")
+    return rgb
 
 
 def numpy_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> Any:

@@ -1,4 +1,5 @@
-"""find_ros_msgs/Instruction <-> Python: building one from text and crops, and reading one back."""
+"""find_ros_msgs/Instruction <-> Python: building one (or a cancel) from text and crops, reading one
+back, and the InstructionStatus a node answers with."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from find_ros.instructions import ParsedInstruction, parse_instruction
+from find_ros.instructions import InstructionError, ParsedInstruction, parse_instruction
+from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
 from find_ros.nodes.images import image_msg_to_rgb, numpy_to_image_msg
+
+# Every result echoes the id; a 100 kB id would be copied into each of them.
+MAX_ID_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,31 @@ def build_instruction(
     return msg
 
 
-def read_instruction(msg: Any) -> tuple[ParsedInstruction, list[np.ndarray | FrameRegion]]:
+def build_cancel(instruction_id: str | None) -> Any:
+    """An Instruction that cancels the instruction ``instruction_id`` on every node, or all with None."""
+    from find_ros_msgs.msg import Instruction
+
+    if instruction_id is None:
+        return Instruction(action=Instruction.ACTION_CANCEL_ALL)
+    return Instruction(id=instruction_id, action=Instruction.ACTION_CANCEL)
+
+
+def read_instruction(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ParsedInstruction, list[np.ndarray | FrameRegion]]:
     """Parse an Instruction message: its entities, and per visual entity an RGB crop or a FrameRegion.
 
-    Raises ValueError (InstructionError or ImageConversionError) naming what was wrong.
+    Crops of more than ``max_pixels`` are refused before they are copied. Raises ValueError
+    (InstructionError, ImageConversionError or ImageTooLarge) naming what was wrong.
     """
     from find_ros_msgs.msg import VisualEntity
 
+    if len(msg.id) > MAX_ID_CHARS:
+        raise InstructionError(f"instruction id is {len(msg.id)} characters long; the limit is {MAX_ID_CHARS}")
+    parsed = parse_instruction(msg.text, len(msg.visual_entities))  # the text first: it is cheap to check
     visuals: list[np.ndarray | FrameRegion] = []
     for k, entity in enumerate(msg.visual_entities):
         if entity.source == VisualEntity.SOURCE_CROP:
             try:
-                visuals.append(image_msg_to_rgb(entity.crop))
+                visuals.append(image_msg_to_rgb(entity.crop, max_pixels))
             except ValueError as error:
                 raise ValueError(f"visual entity <{k}>: {error}") from error
         elif entity.source == VisualEntity.SOURCE_FRAME_REGION:
@@ -85,4 +103,14 @@ def read_instruction(msg: Any) -> tuple[ParsedInstruction, list[np.ndarray | Fra
             visuals.append(FrameRegion(stamp_ns, (r.x_offset, r.y_offset, r.x_offset + r.width, r.y_offset + r.height)))
         else:
             raise ValueError(f"visual entity <{k}>: unknown source {entity.source}")
-    return parse_instruction(msg.text, len(visuals)), visuals
+    return parsed, visuals
+
+
+def status_msg(node: Any, instruction_id: str, status: int, reason: str) -> Any:
+    """find_ros_msgs/InstructionStatus: what ``node`` decided about an instruction, and why."""
+    from find_ros_msgs.msg import InstructionStatus
+
+    msg = InstructionStatus(node=node.get_name(), instruction_id=instruction_id[:MAX_ID_CHARS], status=status,
+                            reason=reason[:1000])
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg

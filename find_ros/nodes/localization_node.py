@@ -82,42 +82,49 @@ class LocalizationNode(PerceptionNode):
     def wants(self, msg: Instruction) -> bool:
         return bool(msg.want_localization)
 
-    def accept(self, msg: Instruction) -> tuple[bool, str]:
-        accepted, reason = super().accept(msg)
-        if accepted and msg.want_localization and self._queries is not None:
+    def accept(self, msg: Instruction, sender: str | None = None) -> tuple[bool, str]:
+        accepted, reason = super().accept(msg, sender)
+        if accepted and msg.want_localization and self._queries is not None and self.instructions.get(msg.id):
             self._queries.put(msg.id)  # answered on the query thread, also when no frames arrive
         return accepted, reason
 
     def _on_localize(self, request: Localize.Request, response: Localize.Response) -> Localize.Response:
-        accepted, reason = PerceptionNode.accept(self, request.instruction)
-        if not accepted:
-            response.success, response.message = False, reason
+        """A one-shot query: the request asks for localization whatever its want_* flags say, is
+        checked as an instruction on the topic is, answered, and not kept (send it on the topic to
+        have it kept, e.g. for the continuous mode)."""
+        if self.engine is None or self.memory is None:
+            state = self._state_machine.current_state[1]  # noqa: SLF001 - rclpy exposes no public getter
+            response.success, response.message = False, f"the node is not active (state: {state}); activate it first"
             return response
-        with self.lock:
-            active = self.instructions.get(request.instruction.id)
+        msg = request.instruction
         try:
-            response.result = self.localize(active, request.instruction.top_k or self.params.top_k)
+            admitted = self.check(msg)
+        except ValueError as error:
+            response.success, response.message = self._refuse(msg.id, str(error))
+            return response
+        try:
+            response.result = self.localize(ActiveInstruction(msg, admitted.parsed, admitted.crops),
+                                             msg.top_k or self.params.top_k)
             response.success, response.message = True, f"{len(response.result.matches)} frame(s)"
         except ValueError as error:
             response.success, response.message = False, str(error)
         return response
 
     def _answer_query(self, instruction_id: str, waited_s: float) -> None:
-        with self.lock:
-            active = self.instructions.get(instruction_id)
+        active = self.instructions.get(instruction_id)
         if active is None or self.engine is None:
-            return
+            return  # cancelled meanwhile, or the node was deactivated
         self._localization_pub.publish(self.localize(active, active.msg.top_k or self.params.top_k))
 
     def _on_query_error(self, instruction_id: str, error: BaseException) -> None:
         self.report_error(f"localization of {instruction_id[:64]!r} failed: {error}")
 
     # --- the work -----------------------------------------------------------------------------
-    def localize(self, active: ActiveInstruction | None, top_k: int) -> Localization:
+    def localize(self, active: ActiveInstruction, top_k: int) -> Localization:
         """A Localization message: the best frames for the instruction, grounded in the best one."""
         from std_msgs.msg import Header
 
-        if active is None or self.engine is None or self.memory is None:
+        if self.engine is None or self.memory is None:
             raise ValueError("the node is not active")
         encoded = self.encoded(active)
         if encoded is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
+
 P = TypeVar("P")
 
 
@@ -23,8 +25,12 @@ class NodeParams:
     input_size: int = 0           # long side the frame is resized to; 0 = the model's own setting
     image_topic: str = "/camera/color/image_raw"  # the RealSense/Orbbec/ZED drivers' colour topic
     image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
+    image_reliability: str = "auto"  # auto (copy the camera's, see qos.py) | reliable | best_effort
+    max_image_pixels: int = DEFAULT_MAX_PIXELS  # larger frames and crops are refused before decoding
     instruction_topic: str = "/find_ros/instruction"
-    max_instructions: int = 8     # active instructions kept; the oldest is dropped beyond this
+    instruction_status_topic: str = "/find_ros/instruction_status"  # accepted / refused / failed / cancelled
+    max_instructions: int = 8     # active instructions; new ones beyond are refused (nothing is evicted)
+    max_instructions_per_sender: int = 4  # of those, at most this many from one publisher
     diagnostics_period_s: float = 1.0
 
     def __post_init__(self) -> None:
@@ -33,7 +39,9 @@ class NodeParams:
             raise ValueError(f"image_transport must be 'raw' or 'compressed', got {self.image_transport!r}")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        _positive(self, "max_instructions")
+        if self.image_reliability not in ("auto", "reliable", "best_effort"):
+            raise ValueError(f"image_reliability must be auto, reliable or best_effort, got {self.image_reliability!r}")
+        _positive(self, "max_instructions", "max_instructions_per_sender", "max_image_pixels")
 
 
 def _positive(params: NodeParams, *names: str) -> None:

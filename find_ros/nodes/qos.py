@@ -30,18 +30,34 @@ READY = QoSProfile(
 )
 
 
-def image_qos_for(node: object, topic: str) -> QoSProfile:
+# Answers to instructions (find_ros_msgs/InstructionStatus): reliable, so a sender waiting for the
+# answer to its instruction gets it; deep enough that a burst of refusals reaches a slow reader.
+INSTRUCTION_STATUS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+def image_qos_for(node: object, topic: str, reliability: str = "auto") -> QoSProfile:
     """Depth-1 image QoS that copies the reliability of the publishers already on ``topic``.
+
+    ``reliability`` "reliable" or "best_effort" (the nodes' ``image_reliability`` parameter) fixes it
+    instead: a reliable camera started after the node then still gets a reliable subscription.
 
     Any best-effort publisher makes the subscription best-effort (a reliable subscription would never
     match it: the most common "no detections arrive" failure of ROS perception nodes). All-reliable
     publishers get a reliable subscription. With no publisher yet, the sensor-data profile
     (best-effort) is used, which matches either kind.
     """
-    publishers = node.get_publishers_info_by_topic(topic)  # type: ignore[attr-defined]
-    reliable = bool(publishers) and all(
-        info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers
-    )
+    if reliability == "auto":
+        publishers = node.get_publishers_info_by_topic(topic)  # type: ignore[attr-defined]
+        reliable = bool(publishers) and all(
+            info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers
+        )
+    else:
+        reliable = reliability == "reliable"
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=1,

@@ -81,7 +81,7 @@ def receive_one(topic: str, msg_type: type, *, timeout_s: float = 30.0) -> Any:
     try:
         node = rclpy.create_node("find_ros_echo", context=context)
         received: list[Any] = []
-        subscribe_any_durability(node, msg_type, topic, received.append)
+        subscribe_any_durability(node, msg_type, topic, lambda msg, _info: received.append(msg))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,8 +41,23 @@ def _records(path: Path) -> int:
 
 def test_sigkill_and_restart_gives_identical_output(tmp_path, chat_server):
     toy = write_toy_dataset(tmp_path / "toy", n_images=N_IMAGES, seed=5)
-    # Uneven delays make completion order differ from input order, which the output must not reflect.
-    server = chat_server(lambda key, nth, body: Reply(delay=0.05 + 0.07 * (key % 3)))
+    # While a run is to be killed, the server answers only `allowed` more requests and holds the rest
+    # until the kill, so the run is always caught mid-way however fast or slow this machine is.
+    gate = threading.Event()
+    allowed: list[int | None] = [None]
+    lock = threading.Lock()
+
+    def script(key, nth, body):
+        with lock:
+            hold = allowed[0] is not None and allowed[0] <= 0
+            if allowed[0] is not None and not hold:
+                allowed[0] -= 1
+        if hold:
+            gate.wait(60)
+        # Uneven delays make completion order differ from input order, which the output must not reflect.
+        return Reply(delay=0.05 + 0.07 * (key % 3))
+
+    server = chat_server(script)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     reference = tmp_path / "reference" / "bench.json"
@@ -55,18 +71,24 @@ def test_sigkill_and_restart_gives_identical_output(tmp_path, chat_server):
     asked_before = len(server.seen)
     kills = 0
     for threshold in (3, 8):
+        with lock:
+            allowed[0] = threshold - _records(work)  # one good answer is one record
+        gate.clear()
         with open(tmp_path / f"stderr{threshold}.log", "wb") as err:
             proc = subprocess.Popen(_cmd(toy, out, server.base_url), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                     stderr=err)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 60  # a failure guard only
             while _records(work) < threshold and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
             assert proc.poll() is None, "the run finished before it could be killed"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             kills += 1
+        with lock:
+            allowed[0] = None
+        gate.set()  # held requests return to a closed connection
         assert not out.exists()  # a killed run never leaves a partial dataset
-        assert threshold <= _records(work) < N_IMAGES
+        assert _records(work) == threshold
 
     final = subprocess.run(_cmd(toy, out, server.base_url), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=120)

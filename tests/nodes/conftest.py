@@ -1,63 +1,32 @@
-"""Fixtures for node tests: a perception process and a test-side node (tiny_model_dir: tests/conftest.py).
+"""Fixtures for node tests: a perception process and a test-side client (tiny_model_dir: tests/conftest.py).
 
 The perception graph runs as `find-ros perception` in its own process, as on a robot; the test talks
-to it over real DDS (loopback only, the suite's private domain).
+to it over real DDS (loopback only, the suite's private domain) through find_ros.nodes.graph_client,
+the same client the demo and the benchmark use. Every count a test asserts is of messages sent on
+reliable QoS or waited for one by one, never of best-effort deliveries.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import rclpy
-import yaml
-from rclpy.executors import SingleThreadedExecutor
+
+from find_ros.nodes.graph_client import NODE_NAMES, GraphClient, start_perception, stop_process
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-class Peer:
-    """The test's side of the graph: one node, its executor, and helpers to wait for things."""
-
-    def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("test_peer", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def collect(self, msg_type: type, topic: str, qos: Any = 10) -> list[Any]:
-        received: list[Any] = []
-        self.node.create_subscription(msg_type, topic, received.append, qos)
-        return received
-
-    def spin_until(self, condition: Callable[[], bool], timeout_s: float, step: Callable[[], None] | None = None) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if step is not None:
-                step()
-            self.executor.spin_once(timeout_sec=0.05)
-            if condition():
-                return True
-        return condition()
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-
 @pytest.fixture()
-def peer() -> Iterator[Peer]:
-    p = Peer()
-    yield p
-    p.close()
+def peer() -> Iterator[GraphClient]:
+    client = GraphClient("test_peer")
+    yield client
+    client.close()
 
 
 @pytest.fixture()
@@ -66,28 +35,23 @@ def perception(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Callable[..., s
     started: list[subprocess.Popen] = []
 
     def start(nodes: str = "grounding", **overrides: Any) -> subprocess.Popen:
-        params: dict[str, Any] = {}
-        for name in ("find_grounding", "find_localization"):
-            params[name] = {"ros__parameters": {"model": str(tiny_model_dir), "diagnostics_period_s": 0.5, **overrides}}
-        path = tmp_path / "params.yaml"
-        path.write_text(yaml.safe_dump(params))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "find_ros.cli", "perception", "--params", str(path), "--nodes", nodes],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
+        values = {"model": str(tiny_model_dir), "diagnostics_period_s": 0.5, **overrides}
+        process = start_perception({name: dict(values) for name in NODE_NAMES.values()}, tmp_path, nodes)
         started.append(process)
         return process
 
     yield start
     for process in started:
-        process.terminate()
-        try:
-            out = process.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            out = process.communicate()[0]
+        out = stop_process(process, timeout_s=20)
         if out:
             print(out[-4000:])
+
+
+def wait_active(peer: GraphClient, process: subprocess.Popen, node: str = "find_grounding", timeout_s: float = 60.0) -> None:
+    """Until ``node`` says on /diagnostics that it is active (the model loaded)."""
+    peer.graph = process
+    peer.watch_diagnostics()
+    peer.wait_active([node], timeout_s)
 
 
 def frame(seed: int, height: int = 60, width: int = 80) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Issue 7's proof: a bag player, the perception graph in its own process and the default model.
 
-The demo pipeline (find_ros.perception_demo) plays a synthetic walk-through bag in lockstep, sends
+The demo pipeline (find_ros.demo) plays a synthetic walk-through bag in lockstep, sends
 text and crop instructions for the scene's objects, scores every grounding against the ground-truth
 instance masks, and asks the localization node for each object's top-3 frames.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from find_ros.model import default_model_dir
-from find_ros.perception_demo import DemoReport, DemoSettings, run_demo
+from find_ros.demo import DemoReport, DemoSettings, print_report, run_demo
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -39,6 +39,9 @@ def test_played_bag_is_grounded_frame_by_frame_and_localized(report: tuple[DemoR
     texts = [s for s in result.instructions if s.kind == "text"]
     assert all(len(s.localization_stamps) == 3 for s in texts), [(s.text, s.localization_stamps) for s in texts]
     assert (out / "overlay.mp4").stat().st_size > 0 and any((out / "overlays").iterdir())
+    printed: list[str] = []
+    print_report(result, out, log=printed.append)
+    assert result.top_k == 3 and "top-3 hit" in printed[1] and "(top_k 3)" in "\n".join(printed)
 
 
 def test_default_model_meets_the_quality_bar(report: tuple[DemoReport, Path]) -> None:

@@ -1,62 +1,88 @@
-"""The grounding node in its own process, over real DDS: results per frame, bad input, lifecycle."""
+"""The grounding node in its own process, over real DDS: results per frame, bad input, lifecycle.
+
+Counted deliveries go over reliable QoS (image_reliability: reliable) and each frame or instruction
+is waited for before the next is sent, so no count depends on timing or on best-effort transport.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
-from find_ros_msgs.msg import Grounding, Instruction, VisualEntity
-from find_ros_msgs.srv import SetInstruction
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from find_ros_msgs.msg import Grounding, Instruction, InstructionStatus, VisualEntity
+from find_ros_msgs.srv import CancelInstruction, SetInstruction
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
 
+from find_ros.nodes import graph_client
+from find_ros.nodes.bad_input import malformed_raw_frames, png_bomb
+from find_ros.nodes.graph_client import resident_mb, service_name
 from find_ros.nodes.images import image_msg_to_rgb, numpy_to_image_msg
-from find_ros.nodes.instruction_msgs import build_instruction
-from find_ros.nodes.qos import INSTRUCTION_PUBLISHER
+from find_ros.nodes.instruction_msgs import FrameRegion, build_cancel, build_instruction
+from find_ros.nodes.params import GroundingParams
+from find_ros.nodes.qos import INSTRUCTION_STATUS
 
-from .conftest import diagnostics_text, frame
+from .conftest import diagnostics_text, frame, wait_active
 
 pytestmark = pytest.mark.timeout(180)
 
-
-def _camera(peer, qos=qos_profile_sensor_data):
-    """A best-effort camera (as most drivers are) whose published stamps are recorded."""
-    publisher = peer.node.create_publisher(Image, "/camera/color/image_raw", qos)
-    stamps: list[int] = []
-
-    def publish(rgb: np.ndarray) -> None:
-        msg = numpy_to_image_msg(rgb, "rgb8")
-        msg.header.stamp = peer.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
-        stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
-        publisher.publish(msg)
-
-    return publisher, publish, stamps
+P = GroundingParams()  # the topics of a node left at its defaults
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+SET_INSTRUCTION = service_name("find_grounding", "set_instruction")
+CANCEL = service_name("find_grounding", "cancel_instruction")
 
 
-def _wait_for_node(peer, process, timeout_s: float = 60.0) -> None:
-    """Until the node's diagnostics say it is active (the model loaded)."""
-    diags = peer.collect(DiagnosticArray, "/diagnostics")
-    ok = peer.spin_until(lambda: "state=active" in diagnostics_text(diags) or process.poll() is not None, timeout_s)
-    assert ok and process.poll() is None, "perception process did not become active"
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 10**9 + header.stamp.nanosec
+
+
+class Camera(graph_client.Camera):
+    """The test's camera (reliable unless told): ``send_and_wait`` sends a frame and waits until the node used it."""
+
+    def __init__(self, peer, qos=RELIABLE, compressed: bool = False) -> None:
+        super().__init__(peer, P.image_topic, compressed=compressed, qos=qos)
+        self.wait_for_subscriber()
+
+    def send_and_wait(self, rgb: np.ndarray, results: list, timeout_s: float = 60.0) -> list:
+        """Publish one frame and return every Grounding result for it (one per instruction).
+
+        The node publishes a frame's results one after another on one reliable writer, so once a
+        result of a second frame (the fence) is in, every result of the first is in too."""
+        stamp = self.publish(rgb)
+        assert self.client.spin_until(lambda: any(_stamp_ns(r.header) == stamp for r in results), timeout_s), "no result"
+        fence = self.publish(rgb)
+        assert self.client.spin_until(lambda: any(_stamp_ns(r.header) == fence for r in results), timeout_s), "no result"
+        return [r for r in results if _stamp_ns(r.header) == stamp]
+
+
+class Answers:
+    """InstructionStatus messages from the grounding node; ``after`` waits for the one about an id."""
+
+    def __init__(self, peer) -> None:
+        self.peer = peer
+        self.received = peer.collect(InstructionStatus, P.instruction_status_topic, INSTRUCTION_STATUS)
+
+    def after(self, send, instruction_id: str, timeout_s: float = 30.0) -> InstructionStatus:
+        seen = len(self.received)
+        send()
+        mine = lambda: [s for s in self.received[seen:] if s.instruction_id == instruction_id]  # noqa: E731
+        assert self.peer.spin_until(lambda: bool(mine()), timeout_s), f"no answer about {instruction_id!r}"
+        return mine()[0]
 
 
 def test_a_best_effort_camera_and_an_instruction_with_a_crop_get_per_frame_results(peer, perception) -> None:
-    process = perception("grounding")
-    _wait_for_node(peer, process)
-    results = peer.collect(Grounding, "/find_ros/grounding")
-    overlays = peer.collect(Image, "/find_ros/overlay", qos_profile_sensor_data)
-    instructions = peer.node.create_publisher(Instruction, "/find_ros/instruction", INSTRUCTION_PUBLISHER)
-    peer.spin_until(lambda: instructions.get_subscription_count() > 0, 20)
+    wait_active(peer, perception("grounding"))
+    results = peer.collect(Grounding, P.grounding_topic)
+    overlays = peer.collect(Image, P.overlay_topic, qos_profile_sensor_data)
+    instructions = peer.instruction_publisher(P)
     instructions.publish(build_instruction("[the red mug] left of <0>", [frame(99, 24, 30)], instruction_id="mug"))
-    _, publish, stamps = _camera(peer)
+    camera = Camera(peer, qos_profile_sensor_data)  # best effort, as most drivers are: frames are re-sent until 3 results
 
     ticks = iter(range(10**6))
-    assert peer.spin_until(lambda: len(results) >= 3, 90, step=lambda: next(ticks) % 4 == 0 and publish(frame(len(stamps))))
+    assert peer.spin_until(lambda: len(results) >= 3, 90, step=lambda: next(ticks) % 4 == 0 and camera.publish(frame(len(camera.stamps))))
     for result in results:
         assert result.instruction_id == "mug"
         assert result.header.frame_id == "camera"
-        assert result.header.stamp.sec * 10**9 + result.header.stamp.nanosec in stamps
+        assert _stamp_ns(result.header) in camera.stamps
         assert (result.image_width, result.image_height) == (80, 60)
         assert [e.label for e in result.entities] == ["the red mug", "<0>"]
         assert [e.visual_index for e in result.entities] == [-1, 0]
@@ -66,7 +92,7 @@ def test_a_best_effort_camera_and_an_instruction_with_a_crop_get_per_frame_resul
             assert mask is not None and mask.shape == (60, 80)
             assert int((mask == 255).sum()) == entity.mask_area
         assert result.timing.vision_ms > 0 and result.timing.interface_ms > 0
-    assert peer.spin_until(lambda: bool(overlays), 10)
+    assert peer.spin_until(lambda: bool(overlays), 30, step=lambda: next(ticks) % 10 == 0 and camera.publish(frame(7)))
     assert (overlays[-1].width, overlays[-1].height) == (80, 60)
 
 
@@ -80,60 +106,151 @@ def _bad_instruction(text: str, crops: int = 0, instruction_id: str = "bad") -> 
 
 
 def test_bad_input_is_rejected_with_a_reason_and_the_node_keeps_serving(peer, perception) -> None:
-    process = perception("grounding", max_instructions=4)
-    _wait_for_node(peer, process)
-    diags = peer.collect(DiagnosticArray, "/diagnostics")
-    results = peer.collect(Grounding, "/find_ros/grounding")
-    client = peer.node.create_client(SetInstruction, "/find_grounding/set_instruction")
-    assert client.wait_for_service(timeout_sec=20)
+    wait_active(peer, perception("grounding", image_reliability="reliable", max_image_pixels=20_000))
+    results = peer.collect(Grounding, P.grounding_topic)
+    answers = Answers(peer)
 
     def ask(msg: Instruction) -> SetInstruction.Response:
-        future = client.call_async(SetInstruction.Request(instruction=msg))
-        assert peer.spin_until(future.done, 30)
-        return future.result()
+        return peer.call(SetInstruction, SET_INSTRUCTION, SetInstruction.Request(instruction=msg))
+
+    camera = Camera(peer)
+    assert ask(build_instruction("[the blue box]", instruction_id="good")).accepted
+    seen = camera.send_and_wait(frame(1), results)  # a frame the node remembers, for frame regions
+    remembered = _stamp_ns(seen[0].header)
 
     cases = {
         "placeholder without crop": (_bad_instruction("the cup near <1>", crops=1), "placeholder <1> has no visual entity"),
         "huge text": (_bad_instruction("x" * 100_000), "100000 characters"),
         "empty text": (_bad_instruction("   "), "empty"),
+        "too many tokens": (_bad_instruction(" ".join(["cup"] * 400)), "is 402 tokens long; the language model reads at most 32"),
+        "crop over the pixel limit": (build_instruction("<0>", [frame(2, 150, 200)]), "exceeds the limit of 20000"),
+        "region of a frame never seen": (build_instruction("<0>", [FrameRegion(remembered - 10**9, (0, 0, 10, 10))]),
+                                         "no remembered frame at stamp"),
+        "region outside the frame": (build_instruction("<0>", [FrameRegion(remembered, (500, 500, 600, 600))]),
+                                     "lies outside the 80x60 frame"),
     }
     for name, (msg, reason) in cases.items():
+        msg.id = name
         response = ask(msg)
         assert not response.accepted, name
         assert reason in response.message, (name, response.message)
+    # The same checks on the topic path, answered on the status topic with the instruction's id.
+    topic = peer.instruction_publisher(P)
+    for name, (msg, reason) in cases.items():
+        msg.id = f"topic: {name}"
+        answer = answers.after(lambda: topic.publish(msg), msg.id)
+        assert answer.status == InstructionStatus.REFUSED and reason in answer.reason, (name, answer.reason)
+        assert answer.node == "find_grounding"
+    # A region inside a remembered frame is accepted, and its crop cut at once.
+    region = build_instruction("<0>", [FrameRegion(remembered, (10, 10, 40, 30))], instruction_id="region")
+    assert ask(region).accepted
 
-    # An instruction flood: bounded, never a crash.
-    flood = peer.node.create_publisher(Instruction, "/find_ros/instruction", INSTRUCTION_PUBLISHER)
-    peer.spin_until(lambda: flood.get_subscription_count() > 0, 20)
-    for i in range(200):
-        flood.publish(build_instruction("[a cup]", instruction_id=f"flood-{i}"))
-    peer.spin_until(lambda: flood.wait_for_all_acked(__import__("rclpy").duration.Duration(seconds=0.05)), 20)
-    assert peer.spin_until(lambda: "instructions_active=4" in diagnostics_text(diags), 20)
-    peer.spin_until(lambda: False, 1.0)  # let any flood sample still in the node's queue land first
-    assert ask(build_instruction("[the blue box]", instruction_id="good")).accepted
+    # Accepted, then refused by the model while encoding: published as FAILED naming the instruction.
+    long_crop = build_instruction("<0>", [np.zeros((1, 16385, 3), np.uint8)], instruction_id="too wide")
+    answer = answers.after(lambda: topic.publish(long_crop), "too wide")
+    assert answer.status == InstructionStatus.ACCEPTED
+    failed = answers.after(lambda: camera.publish(frame(3)), "too wide", timeout_s=60)
+    assert failed.status == InstructionStatus.FAILED and "16385x1" in failed.reason
 
-    camera, publish, _ = _camera(peer)
-    assert peer.spin_until(lambda: camera.get_subscription_count() > 0, 20)
-    bad_frames = {
-        "wrong encoding": dict(encoding="yuv422_yuy2"),
-        "step/size mismatch": dict(step=7),
-        "empty image": dict(height=0, width=0, data=b""),
-    }
-    for fields in bad_frames.values():
-        msg = numpy_to_image_msg(frame(1), "rgb8")
-        for key, value in fields.items():
-            setattr(msg, key, value)
+    text = lambda: diagnostics_text(peer.diagnostics)  # noqa: E731
+    too_large = numpy_to_image_msg(frame(1, 150, 200), "rgb8")  # 200x150 pixels: refused before it is copied
+    bad_frames = [*malformed_raw_frames(frame(1)), ("exceeds the limit of 20000", too_large)]
+    for count, (reason, msg) in enumerate(bad_frames, start=1):
         camera.publish(msg)
-        peer.spin_until(lambda: False, 0.3)
-
-    text = lambda: diagnostics_text(diags)  # noqa: E731
-    assert peer.spin_until(lambda: "frames_bad=3" in text(), 30), text()[-2000:]
-    for reason in ("unsupported image encoding", "smaller than one row", "empty image"):
+        assert peer.spin_until(lambda: f"frames_bad={count}" in text(), 30), text()[-2000:]
         assert reason in text()
+    assert "frames_too_large=1" in text()
 
-    # Still serving: a good frame gets results for the newest instruction, and at most 4 are kept.
-    ticks = iter(range(10**6))
-    assert peer.spin_until(lambda: any(r.instruction_id == "good" for r in results), 60,
-                           step=lambda: next(ticks) % 5 == 0 and publish(frame(5)))
-    assert peer.spin_until(lambda: "instructions_active=4" in text(), 10)
-    assert process.poll() is None
+    # Still serving: the next good frame gets results for both kept instructions.
+    assert {r.instruction_id for r in camera.send_and_wait(frame(5), results)} == {"good", "region"}
+    assert all(r.image_width == 80 for r in results)
+
+
+def test_a_flood_is_refused_visibly_and_never_evicts_other_clients(peer, perception) -> None:
+    wait_active(peer, perception("grounding", image_reliability="reliable", max_instructions=4, max_instructions_per_sender=2))
+    results = peer.collect(Grounding, P.grounding_topic)
+    answers = Answers(peer)
+    other = peer.instruction_publisher(P)  # another client: its own DDS writer
+    assert answers.after(lambda: other.publish(build_instruction("[a chair]", instruction_id="other")), "other").status == InstructionStatus.ACCEPTED
+
+    flood = peer.instruction_publisher(P)
+    for i in range(20):
+        msg = build_instruction("[a cup]", instruction_id=f"flood-{i}")
+        answer = answers.after(lambda: flood.publish(msg), msg.id)
+        assert answer.status == (InstructionStatus.ACCEPTED if i < 2 else InstructionStatus.REFUSED), (i, answer.reason)
+    assert "max_instructions_per_sender" in answer.reason
+    # The service has no sender identity: it counts only against the total, and the total is kept.
+    service = lambda msg: peer.call(SetInstruction, SET_INSTRUCTION, SetInstruction.Request(instruction=msg))  # noqa: E731
+    assert service(build_instruction("[a lamp]", instruction_id="service")).accepted
+    full = service(build_instruction("[a bed]", instruction_id="one too many"))
+    assert not full.accepted and "4 instructions are active (max_instructions)" in full.message
+    # Re-sending a kept id replaces it in place, full or not.
+    assert service(build_instruction("[a red chair]", instruction_id="other")).accepted
+
+    text = lambda: diagnostics_text(peer.diagnostics[-1:])  # noqa: E731
+    assert peer.spin_until(lambda: "instructions_refused_sender=18" in text() and "instructions_refused_full=1" in text(), 10)
+    assert "instructions_active=4" in text() and "flood_policy=refuse new instructions when full" in text()
+    # Nobody's instruction was evicted: all four are still grounded.
+    camera = Camera(peer)
+    assert {r.instruction_id for r in camera.send_and_wait(frame(4), results)} == {"other", "flood-0", "flood-1", "service"}
+    assert next(r for r in results if r.instruction_id == "other").entities[0].label == "a red chair"
+
+
+def test_instructions_are_cancelled_by_id_and_all_on_the_topic_and_the_service(peer, perception) -> None:
+    wait_active(peer, perception("grounding", image_reliability="reliable"))
+    results = peer.collect(Grounding, P.grounding_topic)
+    answers = Answers(peer)
+    topic = peer.instruction_publisher(P)
+    for name in ("a", "b", "c", "d"):
+        msg = build_instruction(f"[{name} thing]", instruction_id=name)
+        assert answers.after(lambda: topic.publish(msg), name).status == InstructionStatus.ACCEPTED
+    camera = Camera(peer)
+    assert {r.instruction_id for r in camera.send_and_wait(frame(1), results)} == {"a", "b", "c", "d"}
+
+    # By id on the topic, acknowledged on the status topic.
+    answer = answers.after(lambda: topic.publish(build_cancel("a")), "a")
+    assert answer.status == InstructionStatus.CANCELLED
+    # Re-sent without want_grounding: this node stops it too.
+    answer = answers.after(lambda: topic.publish(build_instruction("[b thing]", instruction_id="b", want_grounding=False)), "b")
+    assert answer.status == InstructionStatus.CANCELLED
+    assert {r.instruction_id for r in camera.send_and_wait(frame(2), results)} == {"c", "d"}
+
+    # By id through the service; an unknown id is answered with success false.
+    response = peer.call(CancelInstruction, CANCEL, CancelInstruction.Request(id="c"))
+    assert response.success and list(response.cancelled) == ["c"]
+    response = peer.call(CancelInstruction, CANCEL, CancelInstruction.Request(id="never sent"))
+    assert not response.success and "no active instruction" in response.message
+    assert {r.instruction_id for r in camera.send_and_wait(frame(3), results)} == {"d"}
+
+    # All, on the topic and through the service.
+    assert answers.after(lambda: topic.publish(build_cancel(None)), "d").status == InstructionStatus.CANCELLED
+    assert answers.after(lambda: topic.publish(build_instruction("[e thing]", instruction_id="e")), "e").status == InstructionStatus.ACCEPTED
+    response = peer.call(CancelInstruction, CANCEL, CancelInstruction.Request(all=True))
+    assert response.success and list(response.cancelled) == ["e"]
+    text = lambda: diagnostics_text(peer.diagnostics[-1:])  # noqa: E731
+    assert peer.spin_until(lambda: "instructions_active=0" in text() and "instructions_cancelled=5" in text(), 10)
+
+
+def test_a_compressed_bomb_is_refused_from_its_header_and_memory_stays_put(peer, perception) -> None:
+    bomb = png_bomb(12000, 12000)
+    assert len(bomb) < 1_000_000
+    process = perception("grounding", image_transport="compressed", image_reliability="reliable")
+    wait_active(peer, process)
+    results = peer.collect(Grounding, P.grounding_topic)
+    instructions = peer.instruction_publisher(P)
+    instructions.publish(build_instruction("[the red mug]", instruction_id="mug"))
+    camera = Camera(peer, compressed=True)
+    for i in range(3):  # warm-up: model caches and allocator settle
+        assert camera.send_and_wait(frame(i), results)
+    before = resident_mb(process.pid)
+
+    camera.publish(CompressedImage(format="png", data=bomb))
+    text = lambda: diagnostics_text(peer.diagnostics)  # noqa: E731
+    assert peer.spin_until(lambda: "frames_too_large=1" in text(), 30), text()[-2000:]
+    assert "compressed PNG image of 12000x12000 = 144000000 pixels exceeds the limit of 8294400" in text()
+    after_frame = camera.send_and_wait(frame(9), results)  # the next normal frame is answered
+    after = resident_mb(process.pid)
+    assert [(r.image_width, r.image_height) for r in after_frame] == [(80, 60)]
+    assert all(r.image_width == 80 for r in results)  # no 12000x12000 result, ever
+    assert after <= 1.10 * before, (before, after)
+    print(f"resident memory before the bomb {before:.1f} MiB, after it and the next frame {after:.1f} MiB")

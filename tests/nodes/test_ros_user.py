@@ -199,7 +199,7 @@ def test_an_instruction_sent_before_the_node_started_is_served(peer, perception)
 
 def test_a_sample_received_through_both_subscriptions_is_delivered_once(peer) -> None:
     received: list[str] = []
-    subscriptions = subscribe_any_durability(peer.node, Instruction, "/test/both", lambda m: received.append(m.id))
+    subscriptions = subscribe_any_durability(peer.node, Instruction, "/test/both", lambda m, _info: received.append(m.id))
     assert len(subscriptions) == 2
     sender = peer.node.create_publisher(Instruction, "/test/both", INSTRUCTION_PUBLISHER)  # matches both
     assert peer.spin_until(lambda: sender.get_subscription_count() == 2, 30)
@@ -222,7 +222,7 @@ def test_find_ros_instruct_reaches_a_node_in_the_callers_domain() -> None:
     try:
         node = rclpy.create_node("callers_graph", context=context)
         received: list[Instruction] = []
-        subscribe_any_durability(node, Instruction, "/find_ros/instruction", received.append)
+        subscribe_any_durability(node, Instruction, "/find_ros/instruction", lambda m, _info: received.append(m))
         env = {k: v for k, v in os.environ.items() if k != "FIND_ROS_PRIVATE_DOMAIN"}
         env["ROS_DOMAIN_ID"] = str(callers_domain)
         tool = subprocess.Popen(

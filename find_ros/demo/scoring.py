@@ -1,0 +1,105 @@
+"""Scores of the demo: each grounding against the ground-truth instance mask of its frame (IoU), each
+localization against the frames that show the object, and what a hit would be worth by chance."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from math import comb
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class InstructionScore:
+    instruction_id: str
+    kind: str                  # "text" | "crop"
+    text: str
+    object_id: int
+    object_name: str
+    frames_scored: int = 0
+    mean_iou: float = 0.0
+    localization_hit: bool | None = None
+    localization_stamps: list[int] = field(default_factory=list)
+    # Probability that top_k frames picked at random show the object: what a hit is worth.
+    localization_chance: float | None = None
+    # One entry per scored frame: its index, the object's visible area (px) and fraction, the IoU.
+    per_frame: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class DemoReport:
+    model: str
+    device: str
+    frames_played: int
+    results_received: int
+    mean_iou: float
+    localization_hits: int
+    localization_queries: int
+    top_k: int                 # frames asked of each localization query
+    instructions: list[InstructionScore]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.ndarray:
+    import cv2
+
+    path = folder / frame["image"].replace("/images/", "/instances/")
+    ids = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if ids is None:
+        raise FileNotFoundError(f"ground-truth instance image missing: {path}")
+    return ids == object_id
+
+
+def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, list[Any]],
+                     scores: dict[str, InstructionScore]) -> tuple[list[float], list[tuple]]:
+    """Fill each score's per-frame IoUs and mean; returns every IoU and the (frame, score, mask,
+    confidence) tuples the overlays draw."""
+    from find_ros.nodes.images import image_msg_to_rgb
+
+    frames_by_stamp = {f["stamp_ns"]: f for f in truth["frames"]}
+    ious: dict[str, list[float]] = defaultdict(list)
+    overlays = []
+    for stamp, frame_results in sorted(results.items()):
+        frame = frames_by_stamp.get(stamp)
+        if frame is None:
+            continue
+        for result in frame_results:
+            score = scores[result.instruction_id]
+            view = next((v for v in frame["visible"] if v["id"] == score.object_id and v["area"] > 0), None)
+            if view is None or not result.entities:
+                continue
+            entity = result.entities[0]
+            predicted = (image_msg_to_rgb(entity.mask)[..., 0] > 127 if entity.mask.width
+                         else np.zeros((result.image_height, result.image_width), bool))
+            target = instance_mask(folder, frame, score.object_id)
+            union = np.logical_or(predicted, target).sum()
+            iou = float(np.logical_and(predicted, target).sum() / union) if union else 0.0
+            ious[score.instruction_id].append(iou)
+            score.per_frame.append({"frame": frame["index"], "area": view["area"],
+                                    "visible_fraction": view.get("visible_fraction", 1.0),
+                                    "score": round(float(entity.score), 4), "iou": round(iou, 4)})
+            overlays.append((frame, score, predicted, entity.score))
+    for instruction_id, values in ious.items():
+        scores[instruction_id].frames_scored = len(values)
+        scores[instruction_id].mean_iou = float(np.mean(values))
+    return [v for values in ious.values() for v in values], overlays
+
+
+def score_localization(score: InstructionScore, truth: dict[str, Any], stamps: list[int], top_k: int) -> None:
+    """A hit when one of the returned frames shows at least half of the object."""
+    score.localization_stamps = stamps
+    showing = {f["stamp_ns"] for f in truth["frames"]
+               if any(v["id"] == score.object_id and v.get("visible_fraction", 0) >= 0.5 for v in f["visible"])}
+    score.localization_hit = any(s in showing for s in stamps)
+    score.localization_chance = chance_of_hit(len(truth["frames"]), len(showing), top_k)
+
+
+def chance_of_hit(frames: int, showing: int, k: int) -> float:
+    """P(at least one of k frames drawn without replacement from ``frames`` is among ``showing``)."""
+    k = min(k, frames)
+    return 1.0 - comb(frames - showing, k) / comb(frames, k) if frames else 0.0

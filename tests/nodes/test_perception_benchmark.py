@@ -1,0 +1,45 @@
+"""benchmarks/perception.py keeps working: a short soak (malformed frames, instruction churn) and a
+short steady run, on the tiny model. Only the shape of the figures is asserted; speed is the
+benchmark's to measure, never a test's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(300)
+
+
+def _run(tiny_model_dir: Path, *extra: str) -> dict[str, dict]:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "perception.py"), "--json", "--model", str(tiny_model_dir),
+         "--size", "160x120", "--random", "--reliable", *extra],
+        capture_output=True, text=True, timeout=280,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return {line["figure"] + str(line.get("minute", "")): line for line in lines}
+
+
+def test_a_short_soak_reports_every_figure(tiny_model_dir) -> None:
+    figures = _run(tiny_model_dir, "--soak", "--duration", "8")
+    assert figures["soak_seconds"]["valid"] > 0 and figures["soak_seconds"]["bombs"] > 0
+    minute = figures["latency_ms_minute0"]
+    assert minute["results"] > 0 and minute["p50"] <= minute["p95"] and minute["rss_mb"] > 0
+    assert figures["frames_processed"]["value"] > 0
+    for name in ("frames_bad", "frames_too_large", "instruction_answers", "next_answer_ms_after_valid",
+                 "next_answer_ms_after_bomb", "rss_mb_start", "rss_mb_end"):
+        assert name in figures, name
+    assert figures["rss_mb_end"]["ratio"] > 0
+
+
+def test_a_short_steady_run_reports_every_figure(tiny_model_dir) -> None:
+    figures = _run(tiny_model_dir, "--seconds", "4")
+    assert figures["processed_fps"]["value"] > 0
+    for name in ("latency_ms_p50", "latency_ms_p95", "frames_received", "frames_dropped", "rss_mb_start", "rss_mb_end"):
+        assert name in figures, name
