@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,29 +65,38 @@ def resolve_model_source(name_or_dir: str, base_dir: str | Path | None = None) -
     return name_or_dir
 
 
+# One transformers load at a time in this process. Its lazy package is not safe to import from two
+# threads at once (the second can get a half-initialised module: "cannot import name 'AutoConfig'"),
+# and its logging switches are process-wide. A node loads its model on one thread while another reads
+# the tokenizer to check an arriving instruction, so every load and transformers import goes through here.
+_TRANSFORMERS_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Loading a tower out of a two-tower checkpoint (CLIP) prints a report of every unused key and
-    progress bars; the CLI's stdout must stay one JSON object, so silence them while loading."""
-    from transformers.utils import logging as hf_logging
+    """Hold the transformers lock and silence its logging while loading: loading a tower out of a
+    two-tower checkpoint (CLIP) prints a report of every unused key and progress bars, and the CLI's
+    stdout must stay one JSON object."""
+    with _TRANSFORMERS_LOCK:
+        from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 def _load(cls_path: str, source: str, what: str) -> nn.Module:
     module_name, _, cls_name = cls_path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), cls_name)
     try:
         with quiet_transformers():
+            cls = getattr(importlib.import_module(module_name), cls_name)
             return cls.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
         raise ValueError(
@@ -98,13 +108,13 @@ def _load(cls_path: str, source: str, what: str) -> nn.Module:
 
 def _read_config(name: str, base_dir: str | Path | None, what: str) -> tuple[str, object]:
     """Resolve ``name`` and read its transformers config: (source, config)."""
-    from transformers import AutoConfig
-
     source = resolve_model_source(name, base_dir)
     if source.startswith(("/", "./", "../", "~")) and not Path(source).expanduser().is_dir():
         raise FileNotFoundError(f"{what} directory not found: {source}")
     try:
         with quiet_transformers():
+            from transformers import AutoConfig
+
             return source, AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
         looked = f" (also looked for {Path(base_dir) / name})" if base_dir is not None else ""
@@ -381,10 +391,10 @@ def max_positions(config: object) -> int | None:
 
 
 def _load_tokenizer(source: str) -> Any:
-    from transformers import AutoTokenizer
-
     try:
         with quiet_transformers():
+            from transformers import AutoTokenizer
+
             return AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot load the tokenizer of the language model {source!r}: {error}") from error

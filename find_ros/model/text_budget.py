@@ -9,7 +9,8 @@ the language model reads it: each ``<k>`` stands as the model's placeholder word
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ class TextBudget:
     tokenizer: Any
     limit: int
     placeholder: str
+    # A fast tokenizer refuses to be used from two threads at once ("Already borrowed"); a node checks
+    # arrivals on its executor's threads (a topic callback and a service may run together).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def of_model_dir(cls, model_dir: str | Path) -> TextBudget:
@@ -41,7 +45,8 @@ class TextBudget:
         return cls(tokenizer, token_limit(config.max_text_tokens, positions), config.placeholder_word)
 
     def tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        with self._lock:
+            return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def check(self, parsed: ParsedInstruction) -> InterleaveText:
         """The sentence the language model will read; InstructionTooLong when it is over the limit."""
