@@ -43,7 +43,11 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """Compressed image bytes (JPEG, PNG, ...) as RGB uint8 (H, W, 3); ValueError if they do not decode."""
+    """Compressed image bytes (JPEG, PNG, ...) as RGB uint8 (H, W, 3); ValueError if they do not decode.
+
+    This decodes whatever size the bytes declare. Bytes from outside are checked first against a pixel
+    limit from their header (``find_ros.nodes.images.compressed_msg_to_rgb``); the nodes' remembered
+    frames are their own JPEGs of frames that already passed that limit."""
     import cv2
 
     buffer = np.frombuffer(data, np.uint8)
