@@ -13,7 +13,7 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from find_ros_msgs.msg import Grounding, Instruction
-from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
