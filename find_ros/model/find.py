@@ -63,6 +63,7 @@ from find_ros.model.embeddings import (
 )
 from find_ros.model.encoders import HFLanguageEncoder, TextEncoding, VisionEncoder
 from find_ros.model.heads import Heads, Predictions
+from find_ros.model.instruction_batch import InstructionBatch, batch_instructions
 from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepare_images
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
@@ -358,15 +359,21 @@ class FindModel(nn.Module):
             tokens = torch.cat([sets[p.name].tokens.to(self.dtype).expand(batch, -1, -1) for p in proto.token_prompts],
                                dim=1) if sets else torch.zeros(batch, 0, dim, device=self.device, dtype=self.dtype)
             if image_embeddings is not None:
-                image_prompts = self.sampler.image_prompts(image_embeddings)
-                level_sizes = [tuple(level.shape[-2:]) for level in image_embeddings.levels]
-                pixel = image_embeddings.pixel
-                pooled = [F.avg_pool2d(pixel, pixel.shape[-1] // w).flatten(2) for _, w in level_sizes]
+                image_prompts, level_sizes, pooled = self._image_inputs(image_embeddings)
             else:
                 image_prompts, level_sizes, pooled = None, [], None
             state = self.interface(layout, image_prompts, level_sizes, pooled, tokens, self.heads.pixel_embed,
                                    deep_supervision=deep_supervision)
         return TaskOutput(task=task, prototype=proto, image=image_embeddings, prompts=sets, state=state)
+
+    def _image_inputs(self, image: ImageEmbeddings) -> tuple[list[Tensor], list[tuple[int, int]], list[Tensor]]:
+        """What the interface reads of an image: per level the features with their level embedding,
+        the level's size, and the pixel embeddings averaged onto it (for mask-guided attention)."""
+        image_prompts = self.sampler.image_prompts(image)
+        level_sizes = [tuple(level.shape[-2:]) for level in image.levels]
+        pixel = image.pixel
+        pooled = [F.avg_pool2d(pixel, pixel.shape[-1] // w).flatten(2) for _, w in level_sizes]
+        return image_prompts, level_sizes, pooled
 
     def predict(self, output: TaskOutput) -> TaskOutput:
         """Apply the heads to the interface's final (and intermediate) query states."""
@@ -411,6 +418,63 @@ class FindModel(nn.Module):
             instruction = self.encode_instruction(instruction, visuals)
         return self.readout(self.run("interleave_grounding", image, interleave=instruction),
                             visual_indices=[e.visual_index for e in instruction.entities])
+
+    def batch_instructions(self, instructions: Sequence[InstructionEmbeddings]) -> InstructionBatch:
+        """Instructions stacked for :meth:`ground_many`; build it once and reuse it on every frame
+        while the set of instructions stays the same (it holds their padded tokens and masks)."""
+        instructions = as_sequence(instructions, "instructions")
+        if any(not isinstance(i, InstructionEmbeddings) for i in instructions):
+            raise ValueError("ground_many takes InstructionEmbeddings from encode_instruction")
+        with self._autograd():
+            return batch_instructions(get_prototype("interleave_grounding"), "interleave", instructions,
+                                      self.config.num_object_queries, self.config.num_global_queries,
+                                      self.device, self.dtype)
+
+    def ground_many(self, image: ImageEmbeddings,
+                    instructions: Sequence[InstructionEmbeddings] | InstructionBatch) -> list[list[GroundingResult]]:
+        """Interleave grounding of several instructions in one image, in one interface pass: per
+        instruction what :meth:`ground` gives (a list with one GroundingResult per image). The
+        instructions do not see each other; they are stacked along the batch
+        (:mod:`find_ros.model.instruction_batch`), so results equal one-at-a-time ones to float
+        rounding, and bit for bit when no padding is needed. ``image`` must hold one frame;
+        ``instructions`` may be a :meth:`batch_instructions` made earlier."""
+        if not isinstance(image, ImageEmbeddings):
+            raise ValueError("image must come from FindModel.encode_image")
+        if image.batch_size != 1:
+            raise ValueError(f"ground_many grounds in one frame; got a batch of {image.batch_size} (use ground per frame)")
+        batch = instructions if isinstance(instructions, InstructionBatch) else self.batch_instructions(instructions)
+        if batch.size == 0:
+            return []
+        instructions = batch.instructions
+        task = "interleave_grounding"
+        proto = batch.layout.prototype
+        with self._autograd():
+            rows = batch.size
+            image_prompts, level_sizes, pooled = self._image_inputs(image)
+            state = self.interface(batch.layout, [p.expand(rows, -1, -1) for p in image_prompts], level_sizes,
+                                   [p.expand(rows, -1, -1) for p in pooled], batch.tokens, self.heads.pixel_embed)
+            shared = dataclasses.replace(image, pixel=image.pixel.expand(rows, -1, -1, -1))
+            stacked = self._heads(TaskOutput(task, proto, shared, {}, state), state.queries)
+        results = []
+        for row, (instruction, token_set, layout) in enumerate(zip(instructions, batch.token_sets, batch.layouts)):
+            sizes = {name: s.stop - s.start for name, s in layout.query_slices.items()}
+
+            def own(outputs: dict[str, Tensor]) -> dict[str, Tensor]:
+                return {name: t[row: row + 1, : sizes[name]] for name, t in outputs.items()}
+
+            queries = state.queries[row: row + 1, : layout.num_queries]
+            # Semantic embeddings per row: a linear layer over a handful of rows (one per entity)
+            # rounds differently from the same rows inside a larger matrix, so they are computed at
+            # the instruction's own shape; the pixel outputs come from the stack (32 rows per
+            # instruction whatever its length, which keeps them bit-identical).
+            with self._autograd():
+                semantic = {name: self.heads.semantic_embed(queries[:, layout.query_slices[name]])
+                            for name in stacked.semantic}
+            output = TaskOutput(task, proto, image, {"interleave": token_set},
+                                InterfaceState(layout, queries, state.tokens[row: row + 1, : token_set.num_tokens], []),
+                                Predictions(semantic, own(stacked.pixel), own(stacked.masks)))
+            results.append(self.readout(output, visual_indices=[e.visual_index for e in instruction.entities]))
+        return results
 
     def ground_phrases(self, image: ImageEmbeddings, phrases: Sequence[str]) -> list[GroundingResult]:
         """Grounded segmentation: one mask per referring phrase."""

@@ -76,7 +76,8 @@ class InterfaceLayer(nn.Module):
         queries = self.norm_content(queries + self.drop(self.content(queries + query_pos, keys, values, content_mask)))
         seq = torch.cat([tokens, queries], dim=1)
         pos = torch.cat([torch.zeros_like(tokens), query_pos], dim=1)
-        mask = conditional_mask.unsqueeze(0).expand(seq.shape[0], -1, -1)
+        # (S, S) shared by the batch, or (B, S, S): one mask per row (many instructions in one pass).
+        mask = conditional_mask if conditional_mask.dim() == 3 else conditional_mask.unsqueeze(0).expand(seq.shape[0], -1, -1)
         seq = self.norm_conditional(seq + self.drop(self.conditional(seq + pos, seq + pos, seq, mask)))
         seq = self.norm_ffn(seq + self.drop(self.ffn(seq)))
         t = tokens.shape[1]
@@ -132,7 +133,8 @@ class FindInterface(nn.Module):
         query_pos = self.query_pos(index).unsqueeze(0).expand(batch, -1, -1)
         dtype, device = queries.dtype, queries.device
         num_levels = len(level_sizes) if image_prompts else 1
-        content_tokens = layout.content_tokens.unsqueeze(0).expand(batch, -1, -1)
+        content_tokens = layout.content_tokens  # (Q, T), or (B, Q, T) for per-row layouts
+        content_tokens = content_tokens if content_tokens.dim() == 3 else content_tokens.unsqueeze(0).expand(batch, -1, -1)
         guided = layout.mask_guided[None, :, None]
         image_ok = layout.content_image[None, :, None]
 
