@@ -2,6 +2,7 @@
 
     python benchmarks/perception.py --json [--model DIR] [--seconds 60] [--hz 30] [--size 640x480]
     python benchmarks/perception.py --json --soak [--duration 300] [--model DIR] [--size 640x480]
+    python benchmarks/perception.py --json --sweep [--seconds 15]   # 1/4/8 instructions x 320x240/640x480
 
 The grounding node runs as `find-ros perception` in its own process, as on a robot. This process is
 the camera: it publishes frames at --hz (best effort unless --reliable, stamped at publish time) and
@@ -13,6 +14,17 @@ find_ros.nodes.graph_client. Figures, one JSON line each:
 * frames_received     frames that reached the node (best-effort transport may lose large frames)
 * frames_dropped      frames the node replaced before processing (its diagnostics), and the fraction
 * rss_mb_start/end    resident memory of the perception process after warm-up and at the end
+* model_only_fps      after the graph stopped, this process calls FindModel directly on the same
+                      frames and --instructions (encode_image + ground_many), the model's own limit;
+                      ``e2e_over_model`` is processed_fps / model_only_fps
+* latency_p95_frame_periods  latency p95 in periods of the processed rate (1 / processed_fps)
+* spans_ms_p50        median of each result's Timing spans (decode, vision, interface, postprocess,
+                      queue) and ``other``: latency minus their sum (DDS both ways, ROS conversion,
+                      executor hand-offs) — where a frame's time goes
+
+--instructions N keeps N instructions active (texts of different lengths); a frame counts as processed
+when all N results arrived, its latency is the last one's. --sweep runs the steady mode for 1, 4 and 8
+instructions at 320x240 and 640x480, each point --seconds long (15 s by default in a sweep).
 
 --soak runs --duration seconds (5 minutes by default) of what a shared robot sees: JPEG frames
 (image_transport compressed) of which 3 in every 30 are malformed in turn (issue 16's PNG that
@@ -80,12 +92,40 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=300.0, help="soak mode: seconds")
     parser.add_argument("--hz", type=float, default=30.0)
     parser.add_argument("--size", default="640x480", help="camera resolution WxH")
-    parser.add_argument("--instruction", default="[the red sphere]")
+    parser.add_argument("--instruction", default="[the red sphere]", help="the first instruction")
+    parser.add_argument("--instructions", type=int, default=1, help="active instructions (steady mode)")
+    parser.add_argument("--sweep", action="store_true", help="steady runs over 1/4/8 instructions x 320x240/640x480")
+    parser.add_argument("--model-seconds", type=float, default=8.0, help="model-only measurement per point")
     parser.add_argument("--random", action="store_true", help="noise frames instead of rendered ones")
     parser.add_argument("--reliable", action="store_true", help="reliable camera (and node subscription)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
+    if args.sweep:
+        if args.soak:
+            parser.error("--sweep is a steady-mode sweep; it does not combine with --soak")
+        if not any(a.startswith("--seconds") for a in sys.argv[1:]):
+            args.seconds = 15.0
+        for size in SWEEP_SIZES:
+            for count in SWEEP_INSTRUCTIONS:
+                run_point(argparse.Namespace(**{**vars(args), "size": size, "instructions": count}))
+        return 0
+    if args.instructions < 1 or args.instructions > len(INSTRUCTIONS):
+        parser.error(f"--instructions must be 1..{len(INSTRUCTIONS)}")
+    run_point(args)
+    return 0
+
+
+# Steady-mode instructions, of different lengths; the first is --instruction.
+INSTRUCTIONS = ["[the red sphere]", "[the blue cube]", "[the green cone] near [the yellow box]", "[the tall lamp]",
+                "[the small white cylinder] left of [the wall]", "[the floor]", "[the purple ball] by [the door]",
+                "[a large wooden table with a cup on it]"]
+SWEEP_SIZES = ("320x240", "640x480")
+SWEEP_INSTRUCTIONS = (1, 4, 8)
+
+
+def run_point(args: argparse.Namespace) -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
+    texts = [args.instruction, *INSTRUCTIONS[1:]][: 1 if args.soak else args.instructions]
 
     from find_ros.ros_env import isolate_dds
 
@@ -109,9 +149,13 @@ def main() -> int:
             result_stamps: list[int] = []
             result_times: list[int] = []  # ns, this node's clock, when each result arrived
 
+            spans: list[tuple[float, ...]] = []  # each result's Timing spans
+
             def on_result(msg: Grounding) -> None:
                 result_times.append(client.node.get_clock().now().nanoseconds)
                 result_stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+                t = msg.timing
+                spans.append((t.decode_ms, t.vision_ms, t.interface_ms, t.postprocess_ms, t.queue_ms))
 
             client.collect(Grounding, topics.grounding_topic, 50, on_result)
             answers = client.collect(InstructionStatus, topics.instruction_status_topic, INSTRUCTION_STATUS)
@@ -128,39 +172,70 @@ def main() -> int:
             messages = [camera.message(f) for f in frames]
             from find_ros.nodes.instruction_msgs import build_instruction
 
-            instructions.publish(build_instruction(args.instruction, instruction_id="bench"))
+            for k, text in enumerate(texts):
+                instructions.publish(build_instruction(text, instruction_id="bench" if k == 0 else f"bench-{k}"))
+            client.spin_until(lambda: int(status.get("instructions_active", 0) or 0) >= len(texts), 60)
 
-            # Warm-up: until the first result (model caches, allocator), not counted.
+            # Warm-up: until the first result of every instruction (model caches, allocator), not counted.
             i = 0
             deadline = time.monotonic() + 180
-            while not result_stamps and time.monotonic() < deadline:
+            while len(result_stamps) < len(texts) and time.monotonic() < deadline:
                 camera.publish(messages[i % len(messages)])
                 i += 1
                 client.spin_for(1 / args.hz)
             rss_start = resident_mb(graph.pid)
             result_stamps.clear()
             result_times.clear()
+            spans.clear()
             start_counts = {k: int(status.get(k, 0) or 0) for k in ("frames_dropped", "frames_received", "frames_processed")}
             if args.soak:
                 figures = soak(args, client, camera, instructions, messages, frames[0], result_stamps, result_times,
                                answers, graph.pid, rss_start, start_counts)
             else:
                 figures = steady(args, client, camera, messages, result_stamps, result_times, graph.pid, rss_start,
-                                 start_counts)
+                                 start_counts, len(texts), spans)
         finally:
             client.close()
             stop_process(graph)
+    if not args.soak:  # the graph has stopped: the model has the CPU to itself, as the node had
+        figures += model_only(args, frames, texts, device, figures)
 
     common = {"model": model_name, "device": device, "camera_hz": args.hz, "resolution": f"{width}x{height}",
-              "mode": "soak" if args.soak else "steady"}
+              "mode": "soak" if args.soak else "steady", "instructions": len(texts)}
     for figure in figures:
         line = {**figure, **common}
-        print(json.dumps(line) if args.json else f"{line['figure']:24s} {line['value']} {line['unit']}")
-    return 0
+        print(json.dumps(line) if args.json else f"{line['figure']:24s} {line['value']} {line['unit']}", flush=True)
+
+
+def model_only(args: argparse.Namespace, frames: list[np.ndarray], texts: list[str], device: str,
+               figures: list[dict]) -> list[dict]:
+    """FindModel called directly on the same frames and instructions as the node got: what the
+    node does per frame (encode_image, then ground_many over every instruction), without ROS."""
+    from find_ros.model import FindModel, resolve_model_dir
+
+    model = FindModel.from_pretrained(resolve_model_dir(args.model or None), device=device or "auto").eval()
+    batch = model.batch_instructions([model.encode_instruction(t) for t in texts])
+    for rgb in frames[:3]:  # warm-up, as the node's first frames
+        model.ground_many(model.encode_image(rgb), batch)
+    per_frame: list[float] = []
+    began = time.monotonic()
+    while time.monotonic() - began < args.model_seconds:
+        t0 = time.perf_counter()
+        model.ground_many(model.encode_image(frames[len(per_frame) % len(frames)]), batch)
+        per_frame.append((time.perf_counter() - t0) * 1e3)
+    fps = len(per_frame) / (time.monotonic() - began)
+    e2e = next(f["value"] for f in figures if f["figure"] == "processed_fps")
+    return [
+        {"figure": "model_only_fps", "value": round(fps, 2), "unit": "Hz", "frames": len(per_frame),
+         "frame_ms_p50": percentile(per_frame, 50), "frame_ms_p95": percentile(per_frame, 95)},
+        {"figure": "e2e_over_model", "value": round(e2e / fps, 4) if fps else None, "unit": "ratio",
+         "baseline": "model_only_fps (FindModel called directly on the same frames and instructions)"},
+    ]
 
 
 def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[Any], result_stamps: list[int],
-           result_times: list[int], pid: int, rss_start: float, start: dict[str, int]) -> list[dict]:
+           result_times: list[int], pid: int, rss_start: float, start: dict[str, int], per_frame: int,
+           spans: list[tuple[float, ...]]) -> list[dict]:
     from find_ros.nodes.graph_client import resident_mb
 
     sent = 0
@@ -175,13 +250,29 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
     status = client.status["find_grounding"]
     dropped = int(status.get("frames_dropped", 0) or 0) - start["frames_dropped"]
     received = int(status.get("frames_received", 0) or 0) - start["frames_received"]
-    latencies = [(t - s) / 1e6 for s, t in zip(result_stamps, result_times)]
-    fps = len(result_stamps) / elapsed
+    # A frame is processed when every instruction's result arrived; its latency is the last one's.
+    answered: dict[int, list[int]] = {}
+    for stamp, arrived in zip(result_stamps, result_times):
+        answered.setdefault(stamp, []).append(arrived)
+    done = {stamp: max(times) for stamp, times in answered.items() if len(times) >= per_frame}
+    latencies = [(t - s) / 1e6 for s, t in done.items()]
+    fps = len(done) / elapsed
+    p95 = percentile(latencies, 95)
+    names = ("decode", "vision", "interface", "postprocess", "queue")
+    medians = {n: round(float(np.median([s[k] for s in spans])), 2) if spans else None for k, n in enumerate(names)}
+    p50 = percentile(latencies, 50)
+    if spans and p50 is not None:  # postprocess is per result; one frame has per_frame of them
+        medians["other"] = round(p50 - sum(medians[n] for n in names if n != "postprocess")
+                                 - per_frame * medians["postprocess"], 2)
     return [
         {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate",
          "seconds": round(elapsed, 1), "frames_sent": sent},
-        {"figure": "latency_ms_p50", "value": percentile(latencies, 50), "unit": "ms"},
-        {"figure": "latency_ms_p95", "value": percentile(latencies, 95), "unit": "ms"},
+        {"figure": "latency_ms_p50", "value": p50, "unit": "ms"},
+        {"figure": "latency_ms_p95", "value": p95, "unit": "ms"},
+        {"figure": "latency_p95_frame_periods", "value": round(p95 * fps / 1e3, 2) if p95 is not None else None,
+         "unit": "periods", "baseline": "1 / processed_fps"},
+        {"figure": "spans_ms_p50", "value": medians.get("other"), "unit": "ms", **medians,
+         "baseline": "value = other: latency p50 minus the node's own spans"},
         {"figure": "frames_received", "value": received, "unit": "frames", "ratio": round(received / sent, 4) if sent else None,
          "baseline": "frames sent (best effort: the rest were lost in DDS transport)"},
         {"figure": "frames_dropped", "value": dropped, "unit": "frames",

@@ -9,6 +9,7 @@ the model at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from find_ros.instructions import ParsedInstruction
     from find_ros.model import ImageEmbeddings, InstructionEmbeddings
+    from find_ros.model.instruction_batch import InstructionBatch
     from find_ros.model.results import GroundingResult
     from find_ros.nodes.params import NodeParams
 
@@ -28,6 +30,11 @@ class EncodedInstruction:
 
     embeddings: InstructionEmbeddings
     vector: np.ndarray | None = None  # unit-length interleave-retrieval embedding
+
+
+# Frames encoded and grounded in one batch by the localization re-rank: bounds the memory a batch
+# of decoded candidates takes while amortising the per-call overhead.
+FRAMES_PER_PASS = 8
 
 
 class PerceptionEngine:
@@ -45,6 +52,7 @@ class PerceptionEngine:
         self.device = str(self.model.device)
         self.embedding_dim = self.model.embed_dim
         self._lock = threading.Lock()
+        self._stacked: InstructionBatch | None = None  # the last ground_all's instructions, stacked
 
     def encode_frame(self, rgb: np.ndarray) -> ImageEmbeddings:
         with self._lock:
@@ -59,6 +67,34 @@ class PerceptionEngine:
         """One mask, score, box and match logit per entity of the instruction, in this frame."""
         with self._lock:
             return self.model.ground(frame, instruction.embeddings)[0]
+
+    def ground_all(self, frame: ImageEmbeddings, instructions: Sequence[EncodedInstruction]) -> list[GroundingResult]:
+        """Every instruction grounded in this frame in one interface pass (FindModel.ground_many),
+        in the given order. The stacked instructions are kept while the same ones come back, so a
+        frame does not rebuild them."""
+        embeddings = tuple(i.embeddings for i in instructions)
+        with self._lock:
+            cached = self._stacked
+            if cached is None or len(cached.instructions) != len(embeddings) or \
+                    any(a is not b for a, b in zip(cached.instructions, embeddings)):
+                cached = self._stacked = self.model.batch_instructions(embeddings)
+            return [per_image[0] for per_image in self.model.ground_many(frame, cached)]
+
+    def ground_frames(self, images: Sequence[np.ndarray], instruction: EncodedInstruction) -> list[GroundingResult]:
+        """The instruction grounded in each RGB image, in order: images of one size are encoded and
+        grounded together, up to FRAMES_PER_PASS at a time (the localization re-rank)."""
+        results: list[GroundingResult | None] = [None] * len(images)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for k, image in enumerate(images):
+            by_size.setdefault(image.shape, []).append(k)
+        with self._lock:
+            for indices in by_size.values():
+                for start in range(0, len(indices), FRAMES_PER_PASS):
+                    chunk = indices[start: start + FRAMES_PER_PASS]
+                    frames = self.model.encode_image([images[k] for k in chunk])
+                    for k, grounded in zip(chunk, self.model.ground(frames, instruction.embeddings)):
+                        results[k] = grounded
+        return results  # type: ignore[return-value]
 
     def frame_vector(self, frame: ImageEmbeddings) -> np.ndarray:
         """Unit-length image embedding, comparable with :meth:`instruction_vector`."""

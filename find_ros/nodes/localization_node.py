@@ -149,7 +149,11 @@ class LocalizationNode(PerceptionNode):
         shortlist = self.memory.search(self.engine.instruction_vector(encoded), max(top_k, candidates))
         if candidates <= 0:
             return shortlist[:top_k], {}
-        grounded = {m.entry_id: self.ground_remembered(m.entry_id, encoded) for m in shortlist}
+        pictures = {m.entry_id: self.memory.payload(m.entry_id) for m in shortlist}
+        kept = [entry_id for entry_id, payload in pictures.items() if payload is not None]
+        grounded: dict[int, GroundingResult | None] = dict.fromkeys(pictures)
+        # All candidates in batched passes rather than one frame at a time.
+        grounded.update(zip(kept, self.engine.ground_frames([decode_image(pictures[k]) for k in kept], encoded)))
         scores = [None if grounded[m.entry_id] is None else grounded[m.entry_id].match() for m in shortlist]
         ranked = [shortlist[i] if scores[i] is None else Match(shortlist[i].entry_id, shortlist[i].stamp_ns,
                                                                shortlist[i].name, scores[i])
@@ -171,14 +175,18 @@ class LocalizationNode(PerceptionNode):
             self.memory.consider(vector, stamp_ns=stamp, name=header.frame_id, payload=lambda: encode_jpeg(rgb))
         if not self.params.continuous:
             return
+        matching = []
         for active in self.active_instructions():
             encoded = self.encoded(active)
             if encoded is None:
                 continue
             score = float(vector @ self.engine.instruction_vector(encoded))
-            if score < self.params.continuous_threshold:
-                continue
-            best_frame = grounding_msg(header, active.msg.id, self.engine.ground(frame, encoded))
+            if score >= self.params.continuous_threshold:
+                matching.append((active, encoded, score))
+        if not matching:
+            return
+        for (active, _, score), grounded in zip(matching, self.engine.ground_all(frame, [e for _, e, _ in matching])):
+            best_frame = grounding_msg(header, active.msg.id, grounded)
             self._localization_pub.publish(localization_msg(header, active.msg.id, [(stamp, score)], best_frame, live=True))
 
     def status_values(self) -> dict[str, Any]:
