@@ -43,6 +43,10 @@ class PerceptionEngine:
     def __init__(self, params: NodeParams) -> None:
         from find_ros.model import FindModel, resolve_model_dir
 
+        if params.torch_threads:
+            import torch
+
+            torch.set_num_threads(params.torch_threads)  # process-wide: nodes in one process share it
         model_dir = resolve_model_dir(params.model or None)
         dtype = None if params.precision == "auto" else params.precision
         self.model = FindModel.from_pretrained(model_dir, device=params.device, dtype=dtype).eval()

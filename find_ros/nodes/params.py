@@ -32,6 +32,7 @@ class NodeParams:
     max_instructions: int = 8     # active instructions; new ones beyond are refused (nothing is evicted)
     max_instructions_per_sender: int = 4  # of those, at most this many from one publisher
     diagnostics_period_s: float = 1.0
+    torch_threads: int = 0        # CPU threads torch may use (process-wide); 0 = torch's default (the cores)
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, naming the parameter."""
@@ -42,6 +43,8 @@ class NodeParams:
         if self.image_reliability not in ("auto", "reliable", "best_effort"):
             raise ValueError(f"image_reliability must be auto, reliable or best_effort, got {self.image_reliability!r}")
         _positive(self, "max_instructions", "max_instructions_per_sender", "max_image_pixels")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {self.torch_threads}")
 
 
 def _positive(params: NodeParams, *names: str) -> None:

@@ -39,7 +39,17 @@ def test_a_short_soak_reports_every_figure(tiny_model_dir) -> None:
 
 
 def test_a_short_steady_run_reports_every_figure(tiny_model_dir) -> None:
-    figures = _run(tiny_model_dir, "--seconds", "4")
-    assert figures["processed_fps"]["value"] > 0
-    for name in ("latency_ms_p50", "latency_ms_p95", "frames_received", "frames_dropped", "rss_mb_start", "rss_mb_end"):
+    figures = _run(tiny_model_dir, "--seconds", "4", "--instructions", "3", "--model-seconds", "2")
+    assert figures["processed_fps"]["value"] > 0 and figures["processed_fps"]["instructions"] == 3
+    for name in ("latency_ms_p50", "latency_ms_p95", "latency_p95_frame_periods", "frames_received", "frames_dropped",
+                 "rss_mb_start", "rss_mb_end"):
         assert name in figures, name
+    spans = figures["spans_ms_p50"]
+    assert all(spans[k] >= 0 for k in ("decode", "vision", "interface", "postprocess", "queue"))
+    # The model called directly on the same frames and instructions, and the ratio of the two.
+    model_only = figures["model_only_fps"]
+    assert model_only["value"] > 0 and model_only["frames"] > 0
+    ratio = figures["e2e_over_model"]["value"]
+    assert ratio == pytest.approx(figures["processed_fps"]["value"] / model_only["value"], rel=0.02)  # of rounded figures
+    cost = figures["frame_ms_vs_one_instruction"]
+    assert cost["value"] == pytest.approx(cost["frame_ms_p50"] / cost["one_instruction_ms_p50"], rel=0.05)
