@@ -45,6 +45,21 @@ class DemoReport:
         return asdict(self)
 
 
+# Presence ground truth: an object is in view when at least this share of the frame shows it (64 px
+# of 320x240) and absent when no pixel does; slivers in between are left out of presence figures,
+# as neither answer is wrong for them.
+PRESENT_MIN_FRACTION = 1 / 1200
+
+
+def presence_truth(frame: dict[str, Any], object_id: int, frame_pixels: int) -> bool | None:
+    """True: ``object_id`` is in view in ``frame`` (a ground-truth frame entry); False: not a pixel
+    of it is; None: a sliver (fewer than :data:`PRESENT_MIN_FRACTION` of the frame's pixels)."""
+    area = next((v["area"] for v in frame["visible"] if v["id"] == object_id), 0)
+    if area == 0:
+        return False
+    return True if area >= PRESENT_MIN_FRACTION * frame_pixels else None
+
+
 def instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.ndarray:
     import cv2
 
