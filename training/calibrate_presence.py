@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from find_ros.model.presence import PRESENCE_FEATURES, LogisticPresence, PresenceSettings
-from training.presence_data import DEFAULT_FRAMES, PresenceSample, auroc, collect, parse_seeds
+from find_ros.demo.scoring import auroc
+from training.presence_data import DEFAULT_FRAMES, PresenceSample, collect, parse_seeds
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 ENTITY_KIND = {"text": "text", "crop": "visual"}  # instruction kind → PresenceSettings kind

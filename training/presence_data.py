@@ -77,20 +77,10 @@ def collect(model: Any, seeds: list[int], work: Path, frames: int = DEFAULT_FRAM
     return samples
 
 
-def auroc(scores: list[float], present: list[bool]) -> float:
-    """Area under the ROC curve of ``scores`` for present against absent samples."""
-    import torch
-    from torchmetrics.functional.classification import binary_auroc
-
-    return float(binary_auroc(torch.tensor(scores, dtype=torch.float64), torch.tensor(present, dtype=torch.long)))
-
 
 def presence_figures(samples: list[PresenceSample], kind: str) -> dict[str, Any]:
-    """For one entity kind: AUROC of ``confidence``, precision and recall of ``found``, counts."""
+    """For one instruction kind: AUROC of ``confidence``, precision and recall of ``found``, counts."""
+    from find_ros.demo.scoring import presence_figures as figures
+
     chosen = [s for s in samples if s.kind == kind]
-    present = [s.present for s in chosen]
-    found = [s.found for s in chosen]
-    hits = sum(f and p for f, p in zip(found, present))
-    return {"kind": kind, "auroc": round(auroc([s.confidence for s in chosen], present), 4),
-            "precision": round(hits / max(sum(found), 1), 4), "recall": round(hits / max(sum(present), 1), 4),
-            "present": sum(present), "absent": len(chosen) - sum(present)}
+    return figures(kind, [s.confidence for s in chosen], [s.found for s in chosen], [s.present for s in chosen])

@@ -58,6 +58,10 @@ class EntityMask:
     def mask_area(self) -> int:
         return int(self.mask.sum())
 
+    def found_at(self, threshold: float | None = None) -> bool:
+        """``found`` at the model's presence threshold (None), or at another ``threshold`` on ``confidence``."""
+        return self.found if threshold is None else self.confidence >= threshold
+
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "found": bool(self.found), "confidence": round(float(self.confidence), 6),
                 "score": round(float(self.score), 6), "box": self.box, "mask_area": self.mask_area}
