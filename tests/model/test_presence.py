@@ -94,3 +94,26 @@ def test_the_default_model_carries_a_calibration_made_on_seeds_no_test_uses() ->
     tests_text = "\n".join(p.read_text() for p in Path(__file__).resolve().parents[1].rglob("*.py"))
     used = {int(s) for s in re.findall(r"make_trajectory\([^,]+,\s*\w+,\s*(?:seed=)?(\d+)", tests_text)}
     assert not seeds & used, used
+
+
+def test_the_default_model_finds_an_object_where_it_is_in_view_and_not_where_it_is_absent(tmp_path: Path) -> None:
+    from find_ros.demo.scene_instructions import object_instructions
+    from find_ros.demo.scoring import presence_truth
+    from find_ros.image_io import ENTITY_CROP_CONTEXT, read_rgb
+    from find_ros.scenes import make_trajectory
+
+    # Seed 5 (tests/scenes' TRAJECTORY_SEED), 12 frames: its best-seen object is out of view in 4.
+    truth = make_trajectory(tmp_path / "walk", 12, 5, size=(320, 240), storage="sqlite3", progress=False)
+    model = FindModel.from_pretrained(default_model_dir(), device="cpu")
+    images = [model.encode_image(read_rgb(tmp_path / "walk" / f["image"])) for f in truth["frames"]]
+    for score, text, crops in object_instructions(tmp_path / "walk", truth, 1, ENTITY_CROP_CONTEXT):  # its text and its crop
+        encoded = model.encode_instruction(text, crops)
+        judged = [(presence_truth(f, score.object_id, 320 * 240), model.ground(image, encoded)[0].entities[0])
+                  for f, image in zip(truth["frames"], images)]
+        judged = [(present, entity) for present, entity in judged if present is not None]
+        assert {present for present, _ in judged} == {True, False}
+        right = sum(entity.found == present for present, entity in judged)
+        assert right >= 0.9 * len(judged), (score.kind, [(p, round(e.confidence, 2)) for p, e in judged])
+        shown = [e.confidence for present, e in judged if present]
+        absent = [e.confidence for present, e in judged if not present]
+        assert np.mean(absent) < model.presence.threshold <= np.mean(shown), (shown, absent)
