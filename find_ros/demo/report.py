@@ -1,4 +1,5 @@
-"""The demo's table: per instruction the frames scored, the mean IoU and the localization hit."""
+"""The demo's table: per instruction the frames scored, the mean IoU and the localization hit; then
+presence per entity kind."""
 
 from __future__ import annotations
 
@@ -17,4 +18,12 @@ def print_report(report: DemoReport, out: Path, log: Any = print) -> None:
     log(f"\nmodel {report.model} on {report.device}: {report.frames_played} frames, {report.results_received} results; "
         f"mean grounding IoU {report.mean_iou:.3f}; localization {report.localization_hits}/{report.localization_queries} "
         f"in top {report.top_k} (top_k {report.top_k})")
+    for figure in report.presence:
+        log(f"presence of {figure['kind']} entities: AUROC {_figure(figure['auroc'])}, found precision "
+            f"{_figure(figure['precision'])} recall {_figure(figure['recall'])} "
+            f"({figure['present']} frames in view, {figure['absent']} without the object)")
     log(f"overlays, video and report.json in {out}")
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -36,7 +36,7 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
 
     from find_ros.demo.overlays import write_overlays
     from find_ros.demo.scene_instructions import scene_instructions, trajectory
-    from find_ros.demo.scoring import score_groundings, score_localization
+    from find_ros.demo.scoring import score_groundings, score_localization, score_presence
     from find_ros.nodes.bag_player import play_bag
     from find_ros.nodes.graph_client import NODE_NAMES, GraphClient, service_name, start_perception, stop_process
     from find_ros.nodes.params import GroundingParams
@@ -125,7 +125,7 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
         model=model_name, device=device, frames_played=played, results_received=sum(len(r) for r in results.values()),
         mean_iou=float(np.mean(all_ious)) if all_ious else 0.0,
         localization_hits=sum(bool(s.localization_hit) for s in localized), localization_queries=len(localized),
-        top_k=settings.top_k, instructions=list(scores.values()),
+        top_k=settings.top_k, instructions=list(scores.values()), presence=score_presence(list(scores.values())),
     )
     (settings.out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report

@@ -19,10 +19,12 @@ def trajectory(out: Path, frames: int, seed: int, size: tuple[int, int]) -> Path
     return folder
 
 
-def scene_instructions(folder: Path, truth: dict[str, Any], max_objects: int, crop_context: float) -> list[tuple[Any, InstructionScore]]:
-    """A text and a crop instruction for each of the ``max_objects`` best-seen objects."""
+def object_instructions(folder: Path, truth: dict[str, Any], max_objects: int | None,
+                        crop_context: float) -> list[tuple[InstructionScore, str, list[Any]]]:
+    """A text and a crop instruction (score record, text, crops) for each of the ``max_objects``
+    best-seen objects (None: every object fully visible in some frame), the crop cut around the
+    object in the frame that shows it largest."""
     from find_ros.image_io import crop_around, read_rgb
-    from find_ros.nodes.instruction_msgs import build_instruction
 
     def best_view(object_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         views = [(f, v) for f in truth["frames"] for v in f["visible"] if v["id"] == object_id and v.get("visible_fraction", 0) >= 0.99]
@@ -32,15 +34,21 @@ def scene_instructions(folder: Path, truth: dict[str, Any], max_objects: int, cr
     seen = sorted([(o, bv) for o, bv in seen if bv is not None], key=lambda item: -item[1][1]["area"])[:max_objects]
     out = []
     for obj, (frame, view) in seen:
-        expression = obj["expressions"][0]
-        text_id = f"text-{obj['id']}"
-        out.append((build_instruction(f"[{expression}]", instruction_id=text_id, want_grounding=True, want_localization=False),
-                    InstructionScore(text_id, "text", f"[{expression}]", obj["id"], obj["name"])))
+        text = f"[{obj['expressions'][0]}]"
+        out.append((InstructionScore(f"text-{obj['id']}", "text", text, obj["id"], obj["name"]), text, []))
         x, y, w, h = view["bbox"]
         crop = crop_around(read_rgb(folder / frame["image"]), (x, y, x + w, y + h), crop_context)
-        crop_id = f"crop-{obj['id']}"
-        out.append((build_instruction("<0>", [crop], instruction_id=crop_id, want_grounding=True),
-                    InstructionScore(crop_id, "crop", f"<0> = crop of {obj['name']} from frame {frame['index']}", obj["id"], obj["name"])))
+        out.append((InstructionScore(f"crop-{obj['id']}", "crop", f"<0> = crop of {obj['name']} from frame {frame['index']}",
+                                     obj["id"], obj["name"]), "<0>", [crop]))
     if not out:
         raise RuntimeError("no object is fully visible in any frame of the trajectory; try another --seed")
     return out
+
+
+def scene_instructions(folder: Path, truth: dict[str, Any], max_objects: int, crop_context: float) -> list[tuple[Any, InstructionScore]]:
+    """:func:`object_instructions` as find_ros_msgs/Instruction messages for the perception graph."""
+    from find_ros.nodes.instruction_msgs import build_instruction
+
+    return [(build_instruction(text, crops, instruction_id=score.instruction_id, want_grounding=True,
+                               want_localization=False), score)
+            for score, text, crops in object_instructions(folder, truth, max_objects, crop_context)]

@@ -27,6 +27,8 @@ class InstructionScore:
     localization_chance: float | None = None
     # One entry per scored frame: its index, the object's visible area (px) and fraction, the IoU.
     per_frame: list[dict[str, float]] = field(default_factory=list)
+    # One (confidence, found, present) per frame where the object is clearly in view or absent.
+    presence: list[tuple[float, bool, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -40,9 +42,46 @@ class DemoReport:
     localization_queries: int
     top_k: int                 # frames asked of each localization query
     instructions: list[InstructionScore]
+    presence: list[dict[str, Any]] = field(default_factory=list)  # presence_figures per instruction kind
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Presence ground truth: an object is in view when at least this share of the frame shows it (64 px
+# of 320x240) and absent when no pixel does; slivers in between are left out of presence figures,
+# as neither answer is wrong for them.
+PRESENT_MIN_FRACTION = 1 / 1200
+
+
+def presence_truth(frame: dict[str, Any], object_id: int, frame_pixels: int) -> bool | None:
+    """True: ``object_id`` is in view in ``frame`` (a ground-truth frame entry); False: not a pixel
+    of it is; None: a sliver (fewer than :data:`PRESENT_MIN_FRACTION` of the frame's pixels)."""
+    area = next((v["area"] for v in frame["visible"] if v["id"] == object_id), 0)
+    if area == 0:
+        return False
+    return True if area >= PRESENT_MIN_FRACTION * frame_pixels else None
+
+
+def auroc(scores: list[float], present: list[bool]) -> float | None:
+    """Area under the ROC curve of ``scores`` for present against absent (None without both)."""
+    if all(present) or not any(present):
+        return None
+    import torch
+    from torchmetrics.functional.classification import binary_auroc
+
+    return float(binary_auroc(torch.tensor(scores, dtype=torch.float64), torch.tensor(present, dtype=torch.long)))
+
+
+def presence_figures(kind: str, confidences: list[float], found: list[bool], present: list[bool]) -> dict[str, Any]:
+    """Presence of one entity kind: AUROC of the confidence (present against absent frames),
+    precision and recall of ``found``, and the counts."""
+    hits = sum(f and p for f, p in zip(found, present))
+    value = auroc(confidences, present)
+    return {"kind": kind, "auroc": None if value is None else round(value, 4),
+            "precision": round(hits / sum(found), 4) if any(found) else None,
+            "recall": round(hits / sum(present), 4) if any(present) else None,
+            "present": sum(present), "absent": len(present) - sum(present)}
 
 
 def instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.ndarray:
@@ -57,8 +96,8 @@ def instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.nda
 
 def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, list[Any]],
                      scores: dict[str, InstructionScore]) -> tuple[list[float], list[tuple]]:
-    """Fill each score's per-frame IoUs and mean; returns every IoU and the (frame, score, mask,
-    confidence) tuples the overlays draw."""
+    """Fill each score's per-frame IoUs and mean and its presence samples; returns every IoU and
+    the (frame, score, mask, confidence) tuples the overlays draw."""
     from find_ros.nodes.images import image_msg_to_rgb
 
     frames_by_stamp = {f["stamp_ns"]: f for f in truth["frames"]}
@@ -70,6 +109,10 @@ def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, lis
             continue
         for result in frame_results:
             score = scores[result.instruction_id]
+            present = presence_truth(frame, score.object_id, result.image_height * result.image_width)
+            if present is not None and result.entities:
+                entity = result.entities[0]
+                score.presence.append((float(entity.confidence), bool(entity.found), present))
             view = next((v for v in frame["visible"] if v["id"] == score.object_id and v["area"] > 0), None)
             if view is None or not result.entities:
                 continue
@@ -82,12 +125,22 @@ def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, lis
             ious[score.instruction_id].append(iou)
             score.per_frame.append({"frame": frame["index"], "area": view["area"],
                                     "visible_fraction": view.get("visible_fraction", 1.0),
-                                    "score": round(float(entity.score), 4), "iou": round(iou, 4)})
-            overlays.append((frame, score, predicted, entity.score))
+                                    "score": round(float(entity.score), 4), "found": bool(entity.found),
+                                    "confidence": round(float(entity.confidence), 4), "iou": round(iou, 4)})
+            overlays.append((frame, score, predicted, entity.confidence))
     for instruction_id, values in ious.items():
         scores[instruction_id].frames_scored = len(values)
         scores[instruction_id].mean_iou = float(np.mean(values))
     return [v for values in ious.values() for v in values], overlays
+
+
+def score_presence(scores: list[InstructionScore]) -> list[dict[str, Any]]:
+    """:func:`presence_figures` of each instruction kind over every scored frame."""
+    figures = []
+    for kind in sorted({s.kind for s in scores}, reverse=True):  # text, crop
+        samples = [sample for s in scores if s.kind == kind for sample in s.presence]
+        figures.append(presence_figures(kind, [c for c, _, _ in samples], [f for _, f, _ in samples], [p for _, _, p in samples]))
+    return figures
 
 
 def score_localization(score: InstructionScore, truth: dict[str, Any], stamps: list[int], top_k: int) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from find_ros.model.presence import PresenceSettings
 from find_ros.model.results import SegmentationSettings
 
 _READ_OUT = SegmentationSettings()
@@ -70,6 +71,10 @@ class FindConfig:
     object_mask_threshold: float = _READ_OUT.object_threshold
     overlap_threshold: float = _READ_OUT.overlap_threshold
     detections_per_image: int = _READ_OUT.top_k
+    # Presence decision of match read-outs, fitted by `python -m training.calibrate_presence`
+    # (PresenceSettings.to_dict: per entity kind the logistic weights and bias, the threshold, how it
+    # was calibrated). None: the uncalibrated fallback of find_ros.model.presence.
+    presence: dict[str, Any] | None = None
     # Where converted weights came from (find-ros import-find): file name, SHA-256, variant.
     source: dict[str, Any] | None = None
     # False until a training run saved these weights: surfaces print UNTRAINED when it is False.
@@ -92,6 +97,10 @@ class FindConfig:
             self.segmentation_settings()
         except ValueError as error:
             problems.append(f"segmentation read-out: {error}")
+        try:
+            PresenceSettings.from_dict(self.presence)
+        except ValueError as error:
+            problems.append(str(error))
         if not 0.0 <= self.visual_match_blend <= 1.0:
             problems.append("visual_match_blend must be in [0, 1]")
         if self.num_levels > 3:

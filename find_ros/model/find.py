@@ -68,6 +68,7 @@ from find_ros.model.inputs import as_image_list, as_sequence, check_image, prepa
 from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
+from find_ros.model.presence import PresenceSettings
 from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
 from find_ros.model.sampler import EmbeddingSampler
 from find_ros.model.text_budget import TextBudget
@@ -147,6 +148,11 @@ class FindModel(nn.Module):
     def embed_dim(self) -> int:
         """Width of interface tokens and semantic embeddings."""
         return self.config.hidden_dim
+
+    @property
+    def presence(self) -> PresenceSettings:
+        """The presence decision of match read-outs (config key ``presence``; :mod:`find_ros.model.presence`)."""
+        return PresenceSettings.from_dict(self.config.presence)
 
     @property
     def untrained(self) -> bool:
@@ -400,6 +406,8 @@ class FindModel(nn.Module):
         list[SegmentationResult] (panoptic), RetrievalResult (similarity), or the TaskOutput itself."""
         if output.predictions is None:
             output = self.predict(output)
+        if output.prototype.readout.kind == "match":
+            options.setdefault("presence", self.presence)
         return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend, **options)
 
     @staticmethod

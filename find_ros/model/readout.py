@@ -26,6 +26,7 @@ from torch import Tensor
 
 from find_ros.model.embeddings import ImageEmbeddings, TokenSet
 from find_ros.model.heads import Heads, Predictions
+from find_ros.model.presence import FALLBACK, PresenceSettings, PresenceSignals
 from find_ros.model.results import (
     EntityMask,
     GroundingResult,
@@ -81,8 +82,10 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
 
 
 def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
-               visual_indices: Sequence[int | None] | None = None) -> list[GroundingResult]:
-    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit.
+               visual_indices: Sequence[int | None] | None = None,
+               presence: PresenceSettings = FALLBACK) -> list[GroundingResult]:
+    """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit,
+    and whether the target is in view at all (``presence``, :func:`judge_presence`).
     ``visual_indices`` (per target: k of an instruction's ``<k>``, None for text) label the entities."""
     spec = output.prototype.readout
     preds = output.predictions
@@ -98,15 +101,30 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
         probs = logits.softmax(-1)
         chosen = logits.argmax(-1)
         masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
-        entities = [
-            EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
-                       proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
-                       match=float(logits[g, chosen[g]]),
-                       visual_index=visual_indices[g] if visual_indices is not None else None)
-            for g in range(len(labels))
-        ]
+        void = void_logits(heads, preds.semantic[spec.proposals][b][chosen])
+        entities = []
+        for g in range(len(labels)):
+            entity = EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
+                                proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
+                                match=float(logits[g, chosen[g]]),
+                                visual_index=visual_indices[g] if visual_indices is not None else None)
+            judge_presence(entity, float(void[g]), presence)
+            entities.append(entity)
         results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
     return results
+
+
+def void_logits(heads: Heads, proposals: Tensor) -> Tensor:
+    """(N,) logit of each proposal's semantic embedding (N, D) for "no object" (Mask2Former's void class)."""
+    return heads.similarity(proposals, heads.void_embedding[None].to(proposals.dtype))[:, 0].float()
+
+
+def judge_presence(entity: EntityMask, void_logit: float, presence: PresenceSettings) -> None:
+    """The one presence hook of every match read-out: fills ``signals``, ``confidence`` and ``found``."""
+    entity.signals = PresenceSignals(match=entity.match, void_margin=entity.match - void_logit,
+                                     mask_fraction=entity.mask_area / max(entity.mask.size, 1))
+    entity.confidence = presence.confidence(entity.signals, entity.is_visual)
+    entity.found = presence.found(entity.confidence)
 
 
 # ---------------------------------------------------------------------------------------- panoptic

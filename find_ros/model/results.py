@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from find_ros.model.presence import PresenceSignals
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -29,6 +31,9 @@ class EntityMask:
     ``score`` is the chosen proposal's probability among all proposals (softmax of the matching
     logits), ``box`` the mask's box or None when the mask is empty. ``is_visual``: the target is an
     image region (matched in pixel space); ``visual_index``: k when it is an instruction's ``<k>``.
+    ``confidence`` is the calibrated probability that the entity is in view at all and ``found``
+    whether it passed the model's presence threshold (:mod:`find_ros.model.presence`); the mask is
+    the chosen proposal's either way, and surfaces show it only when ``found``.
     """
 
     label: str
@@ -41,6 +46,9 @@ class EntityMask:
     # images, so it tells in which of several frames the entity is seen best.
     match: float = 0.0
     visual_index: int | None = None
+    found: bool = True
+    confidence: float = 1.0
+    signals: PresenceSignals | None = None  # what ``confidence`` was computed from
 
     def __post_init__(self) -> None:
         if self.box is None:
@@ -50,8 +58,13 @@ class EntityMask:
     def mask_area(self) -> int:
         return int(self.mask.sum())
 
+    def found_at(self, threshold: float | None = None) -> bool:
+        """``found`` at the model's presence threshold (None), or at another ``threshold`` on ``confidence``."""
+        return self.found if threshold is None else self.confidence >= threshold
+
     def to_dict(self) -> dict[str, object]:
-        return {"label": self.label, "score": round(float(self.score), 6), "box": self.box, "mask_area": self.mask_area}
+        return {"label": self.label, "found": bool(self.found), "confidence": round(float(self.confidence), 6),
+                "score": round(float(self.score), 6), "box": self.box, "mask_area": self.mask_area}
 
 
 @dataclass
@@ -70,11 +83,22 @@ class GroundingResult:
             return float(self.entities[entity].match)
         return float(np.mean([e.match for e in self.entities])) if self.entities else float("-inf")
 
+    def confidence(self) -> float:
+        """Probability that this image shows the instruction: that of its least certain entity (the
+        instruction is in view when every entity is), calibrated, so comparable across images."""
+        return float(min(e.confidence for e in self.entities)) if self.entities else 0.0
 
-def rank_by_match(matches: Sequence[float | None]) -> list[int]:
-    """Positions of images best match (:meth:`GroundingResult.match`) first, ties in the given
+    def presence_rank(self) -> tuple[float, float]:
+        """Sort key of images for an instruction: presence first, so a frame that does not show an
+        entity never ranks above one that clearly does; the match logit breaks ties."""
+        return (self.confidence(), self.match())
+
+
+def rank_by_match(matches: Sequence[float | tuple[float, ...] | None]) -> list[int]:
+    """Positions of images, best first by a comparable key (a match logit,
+    :meth:`GroundingResult.match`, or :meth:`GroundingResult.presence_rank`), ties in the given
     order; an image that could not be grounded (None) ranks after every grounded one."""
-    judged = sorted((i for i, m in enumerate(matches) if m is not None), key=lambda i: -matches[i])
+    judged = sorted((i for i, m in enumerate(matches) if m is not None), key=lambda i: matches[i], reverse=True)
     return judged + [i for i, m in enumerate(matches) if m is None]
 
 

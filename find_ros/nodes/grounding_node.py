@@ -66,13 +66,13 @@ class GroundingNode(PerceptionNode):
         for (active, _), grounded in zip(actives, groundings):
             t1 = time.perf_counter()
             msg = grounding_msg(header, active.msg.id, grounded, with_masks=self.params.publish_masks,
-                                score_threshold=self.params.score_threshold)
+                                presence_threshold=self.params.presence_override)
             msg.timing.decode_ms, msg.timing.vision_ms = decode_ms, vision_ms
             msg.timing.interface_ms = interface_ms
             msg.timing.queue_ms = waited_s * 1e3
             msg.timing.postprocess_ms = (time.perf_counter() - t1) * 1e3
             self._grounding_pub.publish(msg)
-            drawn.extend(e for e in grounded.entities if e.score >= self.params.score_threshold)
+            drawn.extend(e for e in grounded.entities if e.found_at(self.params.presence_override))
         if self._overlay_pub is not None and drawn:
             from find_ros.nodes.images import numpy_to_image_msg
             from find_ros.overlay import draw_overlay

@@ -4,7 +4,7 @@ Every processed frame is encoded once; keyframes (by time or by change of view) 
 EmbeddingMemory with a JPEG copy of the frame. An instruction with want_localization (topic) or a
 Localize request (service) is answered with the top-K frames and the entities grounded in the best
 one: the ``rerank_candidates`` frames nearest by FIND's image and instruction embeddings are
-re-scored by grounding the instruction in each (its entities' match logits), which finds a small
+re-scored by grounding the instruction in each (presence confidence, then match logit), which finds a small
 object that a whole-frame embedding hardly shows. In continuous mode, each
 live frame is scored against the active instructions and a Localization with ``live = true`` is
 published when it matches. Visual entities given as frame regions are cut from remembered frames.
@@ -143,7 +143,8 @@ class LocalizationNode(PerceptionNode):
     def rank_remembered(self, encoded: EncodedInstruction, top_k: int) -> tuple[list[Match], dict[int, GroundingResult]]:
         """The ``top_k`` remembered frames for the instruction, best first, and the groundings made
         on the way. The ``rerank_candidates`` nearest by embedding are re-ranked by grounding the
-        instruction in each (:func:`find_ros.model.results.rank_by_match`); a frame whose picture was
+        instruction in each, by presence then match logit (:meth:`GroundingResult.presence_rank`), so a
+        frame that does not show the entity never ranks above one that clearly does; a frame whose picture was
         dropped keeps its embedding score and ranks after the grounded ones."""
         candidates = self.params.rerank_candidates
         shortlist = self.memory.search(self.engine.instruction_vector(encoded), max(top_k, candidates))
@@ -154,10 +155,10 @@ class LocalizationNode(PerceptionNode):
         grounded: dict[int, GroundingResult | None] = dict.fromkeys(pictures)
         # All candidates in batched passes rather than one frame at a time.
         grounded.update(zip(kept, self.engine.ground_frames([decode_image(pictures[k]) for k in kept], encoded)))
-        scores = [None if grounded[m.entry_id] is None else grounded[m.entry_id].match() for m in shortlist]
-        ranked = [shortlist[i] if scores[i] is None else Match(shortlist[i].entry_id, shortlist[i].stamp_ns,
-                                                               shortlist[i].name, scores[i])
-                  for i in rank_by_match(scores)]
+        keys = [None if grounded[m.entry_id] is None else grounded[m.entry_id].presence_rank() for m in shortlist]
+        ranked = [shortlist[i] if keys[i] is None else Match(shortlist[i].entry_id, shortlist[i].stamp_ns,
+                                                             shortlist[i].name, keys[i][0])
+                  for i in rank_by_match(keys)]
         return ranked[: max(1, top_k)], {k: v for k, v in grounded.items() if v is not None}
 
     def ground_remembered(self, entry_id: int, encoded: EncodedInstruction) -> GroundingResult | None:

@@ -57,9 +57,22 @@ def _positive(params: NodeParams, *names: str) -> None:
 class GroundingParams(NodeParams):
     grounding_topic: str = "/find_ros/grounding"
     overlay_topic: str = "/find_ros/overlay"
-    score_threshold: float = 0.0  # entities scoring below are published without a mask
+    # An entity is found (published with box and mask) when its presence confidence reaches this;
+    # 0 = the model's calibrated threshold (config.json "presence"; 0.5 for an uncalibrated model).
+    presence_threshold: float = 0.0
     publish_masks: bool = True
     publish_overlay: bool = True
+
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.presence_threshold < 1.0:
+            raise ValueError(f"presence_threshold must be in [0, 1) (0: the model's own), got {self.presence_threshold}")
+
+    @property
+    def presence_override(self) -> float | None:
+        """The threshold that overrides the model's, or None to use the model's."""
+        return self.presence_threshold or None
 
 
 @dataclass

@@ -23,8 +23,9 @@ MAX_LABEL_CHARS = 500
 
 
 def entity_msg(entity: EntityMask, index: int, header: Header, with_mask: bool = True,
-               score_threshold: float = 0.0) -> EntityResult:
-    """find_ros_msgs/EntityResult of the ``index``-th entity; below the threshold the box and mask stay empty."""
+               presence_threshold: float | None = None) -> EntityResult:
+    """find_ros_msgs/EntityResult of the ``index``-th entity: its presence, and its box and mask
+    only when found (:meth:`EntityMask.found_at` ``presence_threshold``; None: the model's)."""
     from find_ros_msgs.msg import EntityResult
 
     msg = EntityResult()
@@ -32,7 +33,9 @@ def entity_msg(entity: EntityMask, index: int, header: Header, with_mask: bool =
     msg.label = entity.label[:MAX_LABEL_CHARS]
     msg.visual_index = -1 if entity.visual_index is None else int(entity.visual_index)
     msg.score = float(entity.score)
-    if entity.score < score_threshold:
+    msg.confidence = float(entity.confidence)
+    msg.found = entity.found_at(presence_threshold)
+    if not msg.found:
         return msg
     if entity.box is not None:
         x0, y0, x1, y1 = entity.box
@@ -44,7 +47,7 @@ def entity_msg(entity: EntityMask, index: int, header: Header, with_mask: bool =
 
 
 def grounding_msg(header: Header, instruction_id: str, result: GroundingResult, *, with_masks: bool = True,
-                  score_threshold: float = 0.0) -> Grounding:
+                  presence_threshold: float | None = None) -> Grounding:
     """find_ros_msgs/Grounding of one frame and one instruction (timing left to the caller)."""
     from find_ros_msgs.msg import Grounding
 
@@ -52,7 +55,7 @@ def grounding_msg(header: Header, instruction_id: str, result: GroundingResult, 
     msg.header = header
     msg.instruction_id = instruction_id
     msg.image_height, msg.image_width = int(result.image_size[0]), int(result.image_size[1])
-    msg.entities = [entity_msg(e, k, header, with_masks, score_threshold) for k, e in enumerate(result.entities)]
+    msg.entities = [entity_msg(e, k, header, with_masks, presence_threshold) for k, e in enumerate(result.entities)]
     return msg
 
 

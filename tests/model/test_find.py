@@ -203,8 +203,9 @@ def _check_entities(result: GroundingResult, size: tuple[int, int], num_proposal
             assert e.mask[y0:y1, x0:x1].sum() == e.mask_area and 0 <= x0 < x1 <= size[1] and 0 <= y0 < y1 <= size[0]
         else:
             assert e.box is None
+        assert 0.0 <= e.confidence <= 1.0 and e.found == (e.confidence >= 0.5)  # an uncalibrated model: the fallback
         d = e.to_dict()
-        assert set(d) == {"label", "score", "box", "mask_area"}
+        assert set(d) == {"label", "found", "confidence", "score", "box", "mask_area"}
 
 
 def test_eval_mode_records_no_graph(model, rgb) -> None:

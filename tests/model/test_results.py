@@ -27,3 +27,19 @@ def test_ranking_puts_the_best_match_first_and_ungrounded_images_last() -> None:
     assert rank_by_match([1.0, None, 3.0, 1.0, None, 2.5]) == [2, 5, 0, 3, 1, 4]
     assert rank_by_match([None, None]) == [0, 1]
     assert rank_by_match([]) == []
+
+
+def _seen(confidence: float, match: float) -> GroundingResult:
+    mask = np.zeros((4, 4), bool)
+    return GroundingResult((4, 4), [EntityMask("e", 0.5, mask, 0, match=match, confidence=confidence, found=confidence >= 0.5)])
+
+
+def test_a_frame_without_the_entity_never_outranks_one_that_clearly_shows_it() -> None:
+    # The absent frame's match logit is the highest (what ranking by match alone would pick first);
+    # the calibrated presence puts the frames that show the entity first, the match breaking ties.
+    frames = [_seen(0.05, 9.0), _seen(0.9, 4.0), _seen(0.9, 5.0), _seen(0.6, 8.0)]
+    assert rank_by_match([f.presence_rank() for f in frames]) == [2, 1, 3, 0]
+    assert rank_by_match([f.match() for f in frames])[0] == 0
+    # An instruction is in view when all its entities are: the least certain one counts.
+    two = GroundingResult((4, 4), _seen(0.9, 1.0).entities + _seen(0.2, 1.0).entities)
+    assert two.confidence() == 0.2 and GroundingResult((4, 4), []).confidence() == 0.0

@@ -70,7 +70,8 @@ class Answers:
 
 
 def test_a_best_effort_camera_and_an_instruction_with_a_crop_get_per_frame_results(peer, perception) -> None:
-    wait_active(peer, perception("grounding"))
+    # The tiny model is uncalibrated: a presence threshold near 0 finds every entity, so each comes with a mask.
+    wait_active(peer, perception("grounding", presence_threshold=1e-6))
     results = peer.collect(Grounding, P.grounding_topic)
     overlays = peer.collect(Image, P.overlay_topic, qos_profile_sensor_data)
     instructions = peer.instruction_publisher(P)
@@ -88,6 +89,7 @@ def test_a_best_effort_camera_and_an_instruction_with_a_crop_get_per_frame_resul
         assert [e.visual_index for e in result.entities] == [-1, 0]
         for entity in result.entities:
             assert 0.0 <= entity.score <= 1.0
+            assert entity.found and 1e-6 <= entity.confidence <= 1.0
             mask = image_msg_to_rgb(entity.mask)[..., 0] if entity.mask.width else None
             assert mask is not None and mask.shape == (60, 80)
             assert int((mask == 255).sum()) == entity.mask_area

@@ -1,0 +1,135 @@
+"""Calibrate a model's presence decision (find_ros.model.presence) on walk-through bags.
+
+    python -m training.calibrate_presence [--model DIR] [--seeds 20-24] [--frames 40] [--size 320x240]
+                                          [--work DIR] [--write]
+
+Grounds a text and a crop instruction for every object of each seed's walk-through in every frame,
+prints one JSON line per candidate signal and entity kind (its AUROC for present against absent
+frames), fits one logistic model per kind on the three presence features, picks the threshold on
+the fitted probability that maximises the smaller of precision and recall over both kinds, prints
+the fitted figures, and with --write stores the result under ``presence`` in the model's
+config.json. Use seeds that no test, demo or evaluation uses (the default model: 20-24; its
+evaluation, benchmarks/presence.py, uses 30-34).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from find_ros.model.presence import PRESENCE_FEATURES, LogisticPresence, PresenceSettings
+from find_ros.demo.scoring import auroc
+from training.presence_data import DEFAULT_FRAMES, PresenceSample, collect, parse_seeds
+
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
+ENTITY_KIND = {"text": "text", "crop": "visual"}  # instruction kind → PresenceSettings kind
+
+
+def signal_aurocs(samples: list[PresenceSample]) -> list[dict[str, object]]:
+    """AUROC of each raw signal (and of its features) for present against absent, per instruction kind."""
+    figures = []
+    for kind in ENTITY_KIND:
+        chosen = [s for s in samples if s.kind == kind]
+        present = [s.present for s in chosen]
+        for name in ("match", "void_margin", "mask_fraction"):
+            figures.append({"figure": "signal_auroc", "kind": kind, "signal": name,
+                            "auroc": round(auroc([getattr(s.signals, name) for s in chosen], present), 4)})
+    return figures
+
+
+def fit(samples: list[PresenceSample]) -> dict[str, LogisticPresence]:
+    from sklearn.linear_model import LogisticRegression
+
+    models = {}
+    for kind, entity_kind in ENTITY_KIND.items():
+        chosen = [s for s in samples if s.kind == kind]
+        x = np.array([s.signals.features() for s in chosen])
+        y = np.array([s.present for s in chosen])
+        if y.all() or not y.any():
+            raise ValueError(f"{kind} instructions: the seeds give only {'present' if y.all() else 'absent'} frames")
+        regression = LogisticRegression(max_iter=2000).fit(x, y)
+        models[entity_kind] = LogisticPresence(tuple(float(w) for w in regression.coef_[0]), float(regression.intercept_[0]))
+    return models
+
+
+def precision_recall(confidences: list[float], present: list[bool], threshold: float) -> tuple[float, float]:
+    found = [c >= threshold for c in confidences]
+    hits = sum(f and p for f, p in zip(found, present))
+    return hits / max(sum(found), 1), hits / max(sum(present), 1)
+
+
+def choose_threshold(settings: PresenceSettings, samples: list[PresenceSample]) -> float:
+    """The threshold whose worst precision or recall over both kinds is best (the lowest such)."""
+    per_kind = []
+    for kind, entity_kind in ENTITY_KIND.items():
+        chosen = [s for s in samples if s.kind == kind]
+        per_kind.append(([settings.confidence(s.signals, entity_kind == "visual") for s in chosen], [s.present for s in chosen]))
+    worst = [min(min(precision_recall(c, p, float(t))) for c, p in per_kind) for t in THRESHOLDS]
+    return float(THRESHOLDS[int(np.argmax(worst))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model directory (default: the packaged default model)")
+    parser.add_argument("--seeds", default="20-24", help="walk-through seeds, e.g. 20-24 or 20,22")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
+    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the rendered frames")
+    parser.add_argument("--work", default=None, help="where the walk-throughs are rendered (default: a temporary folder)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--write", action="store_true", help="store the calibration in the model's config.json")
+    args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+        width, _, height = args.size.partition("x")
+        size = (int(width), int(height))
+    except ValueError as error:
+        parser.error(str(error))
+
+    import torch
+
+    from find_ros.model import FindModel, resolve_model_dir
+    from find_ros.model.config import FindConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = resolve_model_dir(args.model)
+    model = FindModel.from_pretrained(model_dir, device="cpu").eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        samples = collect(model, seeds, Path(args.work or scratch), args.frames, size)
+    for figure in signal_aurocs(samples):
+        print(json.dumps(figure))
+    settings = PresenceSettings(**fit(samples))
+    settings = replace(settings, threshold=choose_threshold(settings, samples))
+    fitted = []
+    for kind, entity_kind in ENTITY_KIND.items():
+        chosen = [s for s in samples if s.kind == kind]
+        confidences = [settings.confidence(s.signals, entity_kind == "visual") for s in chosen]
+        present = [s.present for s in chosen]
+        precision, recall = precision_recall(confidences, present, settings.threshold)
+        fitted.append({"figure": "calibration_fit", "kind": kind, "auroc": round(auroc(confidences, present), 4),
+                       "precision": round(precision, 4), "recall": round(recall, 4), "threshold": settings.threshold,
+                       "present": sum(present), "absent": len(present) - sum(present)})
+        print(json.dumps(fitted[-1]))
+    command = (f"python -m training.calibrate_presence --seeds {args.seeds} --frames {args.frames} --size {args.size} --write"
+               + (f" --model {args.model}" if args.model else ""))
+    settings = replace(settings, calibration={"command": command, "seeds": seeds, "frames": args.frames,
+                                              "size": list(size), "features": list(PRESENCE_FEATURES),
+                                              "fit": fitted})
+    print(json.dumps({"figure": "presence", **settings.to_dict()}))
+    if args.write:
+        path = model_dir / "config.json"
+        config = FindConfig.load(path)
+        config.presence = settings.to_dict()
+        config.save(path)
+        print(f"wrote presence into {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
