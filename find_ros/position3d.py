@@ -131,3 +131,15 @@ def locate(mask: np.ndarray, depth_m: np.ndarray, camera: CameraMatrix,
     points = np.stack([(us - camera.cx) * z / camera.fx, (vs - camera.cy) * z / camera.fy, z], axis=1)
     low, high = np.percentile(points, settings.box_percentiles, axis=0)
     return Position3D(np.median(points, axis=0), low, high, len(z))
+
+
+@dataclass(frozen=True)
+class DepthView:
+    """One frame's depth (metres, NaN = none) and its camera: what 3D answers for that frame need."""
+
+    depth_m: np.ndarray
+    camera: CameraMatrix
+    settings: DepthSettings = DepthSettings()
+
+    def locate(self, mask: np.ndarray) -> Position3D | None:
+        return locate(mask, self.depth_m, self.camera, self.settings)

@@ -33,9 +33,10 @@ def header_ns(msg: Any) -> int:
 class SyncedFrame:
     """A colour frame and, when one matched, its depth image and the camera's CameraInfo."""
 
-    image: Any        # sensor_msgs/Image or CompressedImage
-    depth: Any = None  # sensor_msgs/Image (16UC1 or 32FC1), stamp within the tolerance
-    info: Any = None   # sensor_msgs/CameraInfo, the newest received
+    image: Any          # sensor_msgs/Image or CompressedImage
+    received_at: float  # clock reading when the colour frame arrived
+    depth: Any = None   # sensor_msgs/Image (16UC1 or 32FC1), stamp within the tolerance
+    info: Any = None    # sensor_msgs/CameraInfo, the newest received
 
 
 @dataclass
@@ -58,7 +59,7 @@ class DepthSync:
         self._lock = threading.Lock()
         self._depths: deque[tuple[int, Any]] = deque(maxlen=capacity)
         self._info: Any = None
-        self._pending: tuple[Any, float] | None = None  # a colour frame waiting for its depth, since when
+        self._pending: tuple[Any, float] | None = None  # a colour frame waiting for its depth, and when it came
         self.stats = SyncStats()
 
     def on_info(self, msg: Any) -> None:
@@ -73,27 +74,28 @@ class DepthSync:
             if self._pending is not None:
                 pending_stamp = header_ns(self._pending[0])
                 if abs(stamp - pending_stamp) <= self._tolerance:
-                    ready.append(self._pair(self._pending[0], msg))
+                    ready.append(self._pair(self._pending, msg))
                     self._pending = None
                 elif stamp > pending_stamp + self._tolerance:  # depth went past it: its own will not come
-                    ready.append(self._alone(self._pending[0]))
+                    ready.append(self._alone(self._pending))
                     self._pending = None
         self._send(ready)
 
     def on_colour(self, msg: Any, depth_expected: bool) -> None:
         """A colour frame; with ``depth_expected`` (a depth publisher exists) it may wait for its depth."""
         ready: list[SyncedFrame] = []
+        arrived = (msg, self._clock())
         with self._lock:
             if self._pending is not None:  # superseded before its depth came
-                ready.append(self._alone(self._pending[0]))
+                ready.append(self._alone(self._pending))
                 self._pending = None
             depth = self._match(header_ns(msg))
             if depth is not None:
-                ready.append(self._pair(msg, depth))
+                ready.append(self._pair(arrived, depth))
             elif depth_expected and not self._depth_passed(header_ns(msg)):
-                self._pending = (msg, self._clock())
+                self._pending = arrived
             else:
-                ready.append(self._alone(msg))
+                ready.append(self._alone(arrived))
         self._send(ready)
 
     def release_stale(self) -> None:
@@ -101,7 +103,7 @@ class DepthSync:
         ready: list[SyncedFrame] = []
         with self._lock:
             if self._pending is not None and self._clock() - self._pending[1] >= self._wait_s:
-                ready.append(self._alone(self._pending[0]))
+                ready.append(self._alone(self._pending))
                 self._pending = None
         self._send(ready)
 
@@ -112,13 +114,13 @@ class DepthSync:
     def _depth_passed(self, stamp: int) -> bool:
         return bool(self._depths) and self._depths[-1][0] > stamp + self._tolerance
 
-    def _pair(self, image: Any, depth: Any) -> SyncedFrame:
+    def _pair(self, arrived: tuple[Any, float], depth: Any) -> SyncedFrame:
         self.stats.with_depth += 1
-        return SyncedFrame(image, depth, self._info)
+        return SyncedFrame(*arrived, depth, self._info)
 
-    def _alone(self, image: Any) -> SyncedFrame:
+    def _alone(self, arrived: tuple[Any, float]) -> SyncedFrame:
         self.stats.without_depth += 1
-        return SyncedFrame(image)
+        return SyncedFrame(*arrived)
 
     def _send(self, frames: list[SyncedFrame]) -> None:
         for frame in frames:  # outside the lock: emit hands the frame to the worker
