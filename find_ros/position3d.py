@@ -112,6 +112,12 @@ def check_aligned(mask_shape: tuple[int, ...], depth_shape: tuple[int, ...], cam
                          f"{mask_shape[1]}x{mask_shape[0]}")
 
 
+def back_project(us: np.ndarray, vs: np.ndarray, z: np.ndarray, camera: CameraMatrix) -> np.ndarray:
+    """(N, 3) camera-frame points of pixels (us, vs) at z-depths ``z``."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.stack([(us - camera.cx) * z / camera.fx, (vs - camera.cy) * z / camera.fy, z], axis=1)
+
+
 def locate(mask: np.ndarray, depth_m: np.ndarray, camera: CameraMatrix,
            settings: DepthSettings = DepthSettings()) -> Position3D | None:
     """The 3D position and box of ``mask`` (bool, H x W) from ``depth_m`` (metres, NaN = none, see
@@ -127,10 +133,9 @@ def locate(mask: np.ndarray, depth_m: np.ndarray, camera: CameraMatrix,
     keep = np.abs(z - median) <= spread
     if keep.sum() < settings.min_points:
         return None
-    us, vs, z = us[keep], vs[keep], z[keep]
-    points = np.stack([(us - camera.cx) * z / camera.fx, (vs - camera.cy) * z / camera.fy, z], axis=1)
+    points = back_project(us[keep], vs[keep], z[keep], camera)
     low, high = np.percentile(points, settings.box_percentiles, axis=0)
-    return Position3D(np.median(points, axis=0), low, high, len(z))
+    return Position3D(np.median(points, axis=0), low, high, len(points))
 
 
 @dataclass(frozen=True)
