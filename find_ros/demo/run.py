@@ -101,8 +101,8 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
 
         log(f"[demo] playing {folder / 'rosbag'} in lockstep")
         play_bag(client.node, folder / "rosbag", topics=[TOPIC_IMAGE, TOPIC_CAMERA_INFO, TOPIC_DEPTH], rate=1000.0,
-                          qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-                          on_publish=lockstep, wait_for_subscribers=2, wait_timeout_s=60)
+                 qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+                 on_publish=lockstep, wait_for_subscribers=2, wait_timeout_s=60)
         all_ious, overlays = score_groundings(folder, truth, results, scores)
 
         # Localization: top-k frames of each text instruction; a hit when the object is visible in one.
