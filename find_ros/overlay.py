@@ -1,4 +1,5 @@
-"""Overlay pictures: masks, boxes and labels drawn over a frame, for people to look at."""
+"""Overlay pictures: masks, boxes and labels drawn over a frame, for people to look at; with 3D
+positions, a cross at each position's pixel labelled with its camera-frame coordinates."""
 
 from __future__ import annotations
 
@@ -34,8 +35,23 @@ class Drawn:
     box: Sequence[int] | None = None
 
 
-def draw_overlay(rgb: np.ndarray, entities: Iterable[Drawable], alpha: float = 0.45) -> np.ndarray:
-    """A copy of ``rgb`` with each entity's mask tinted, its box outlined and its label written."""
+@dataclass
+class Marker3D:
+    """A 3D position to draw: the pixel it projects to and its camera-frame coordinates (metres)."""
+
+    u: float
+    v: float
+    xyz: Sequence[float]
+
+    @property
+    def text(self) -> str:
+        return "{:.2f},{:.2f},{:.2f} m".format(*self.xyz)
+
+
+def draw_overlay(rgb: np.ndarray, entities: Iterable[Drawable], alpha: float = 0.45,
+                 markers: Sequence[Marker3D | None] = ()) -> np.ndarray:
+    """A copy of ``rgb`` with each entity's mask tinted, its box outlined and its label written;
+    ``markers[i]``, when given, is entity i's 3D position."""
     import cv2
 
     out = rgb.astype(np.float32)
@@ -57,4 +73,13 @@ def draw_overlay(rgb: np.ndarray, entities: Iterable[Drawable], alpha: float = 0
         text = f"{entity.label[:40]} {entity.score:.2f}"
         cv2.putText(canvas, text, (x0 + 2, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(canvas, text, (x0 + 2, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    for marker, (_, colour) in zip(markers, labelled):
+        if marker is None:
+            continue
+        centre = (int(round(marker.u)), int(round(marker.v)))
+        cv2.drawMarker(canvas, centre, (0, 0, 0), cv2.MARKER_CROSS, 12, 3)
+        cv2.drawMarker(canvas, centre, colour, cv2.MARKER_CROSS, 12, 1)
+        origin = (centre[0] + 6, centre[1] + 14)
+        cv2.putText(canvas, marker.text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, marker.text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
     return canvas

@@ -80,3 +80,37 @@ def test_deeper_worker_keeps_the_newest_items_in_order() -> None:
     worker.stop()
     assert processed == [0, 5, 6, 7]
     assert worker.stats.dropped == 4
+
+
+def test_keyed_slots_take_turns_so_a_fast_source_never_starves_a_slow_one() -> None:
+    worker, processed, taken, release = _blocking_worker()
+    worker.put(0, key="fast")
+    assert taken.wait(30)  # busy with fast's first frame
+    for i in range(1, 6):
+        worker.put(i, key="fast")  # fast floods its slot: only its newest survives
+    worker.put(100, key="slow")
+    worker.put(101, key="third")
+    release.set()
+    _wait_for(lambda: len(processed) == 4)
+    worker.stop()
+    # after fast's frame in progress, every other source with a frame waiting gets its turn in the
+    # order it arrived, then fast's newest
+    assert processed == [0, 5, 100, 101] or processed == [0, 100, 101, 5]
+    assert processed.index(100) < processed.index(101)
+    assert worker.key_stats["fast"].received == 6 and worker.key_stats["fast"].dropped == 4
+    assert worker.key_stats["fast"].processed == 2 and worker.key_stats["slow"].processed == 1
+    assert worker.stats.processed == 4 and worker.stats.received == 8
+
+
+def test_round_robin_serves_keys_in_turn_with_deeper_slots() -> None:
+    worker, processed, taken, release = _blocking_worker(depth=4)
+    worker.put("a0", key="a")
+    assert taken.wait(30)
+    for i in range(1, 4):
+        worker.put(f"a{i}", key="a")
+    for i in range(3):
+        worker.put(f"b{i}", key="b")
+    release.set()
+    _wait_for(lambda: len(processed) == 7)
+    worker.stop()
+    assert processed == ["a0", "a1", "b0", "a2", "b1", "a3", "b2"]

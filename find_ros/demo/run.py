@@ -36,12 +36,12 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
 
     from find_ros.demo.overlays import write_overlays
     from find_ros.demo.scene_instructions import scene_instructions, trajectory
-    from find_ros.demo.scoring import score_groundings, score_localization, score_presence
+    from find_ros.demo.scoring import position_errors, score_groundings, score_localization, score_presence
     from find_ros.nodes.bag_player import play_bag
     from find_ros.nodes.graph_client import NODE_NAMES, GraphClient, service_name, start_perception, stop_process
     from find_ros.nodes.params import GroundingParams
     from find_ros.ros_env import isolate_dds
-    from find_ros.scenes.rosbag import TOPIC_IMAGE
+    from find_ros.scenes.rosbag import TOPIC_CAMERA_INFO, TOPIC_DEPTH, TOPIC_IMAGE
 
     grounding = GroundingParams()  # its topics; the localization node shares the instruction topic
     settings.out.mkdir(parents=True, exist_ok=True)
@@ -54,9 +54,10 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
 
     isolate_dds()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # The nodes watch the bag's camera topic, reliably (the bag is played reliably, in lockstep), and
-    # keep every instruction the demo sends.
+    # The nodes watch the bag's camera topics (colour, aligned depth, CameraInfo), reliably (the bag is
+    # played reliably, in lockstep), and keep every instruction the demo sends.
     common = {"model": settings.model, "image_topic": TOPIC_IMAGE, "image_reliability": "reliable",
+              "depth_topic": TOPIC_DEPTH, "camera_info_topic": TOPIC_CAMERA_INFO,
               "max_instructions": len(instructions), "max_instructions_per_sender": len(instructions),
               "diagnostics_period_s": 0.1}
     graph = start_perception({
@@ -81,22 +82,27 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
         client.spin_until(lambda: status[NODE_NAMES["grounding"]].get("instructions_active") == str(len(instructions)), 30)
 
         published = [0]
+        halves: dict[int, int] = defaultdict(int)  # per stamp: colour and depth published so far
 
         def localization_done() -> int:
             s = status[NODE_NAMES["localization"]]
             return int(s.get("frames_processed", 0)) + int(s.get("frames_dropped", 0)) + int(s.get("frames_bad", 0))
 
         def lockstep(topic: str, stamp: int | None, wall: float) -> None:
-            """Block until both nodes are through with this frame, so none is skipped."""
-            if topic == TOPIC_IMAGE and stamp is not None:
+            """Once a frame's colour and depth are out, block until both nodes are through with it,
+            so none is skipped."""
+            if topic in (TOPIC_IMAGE, TOPIC_DEPTH) and stamp is not None:
+                halves[stamp] += 1
+            if halves.get(stamp) == 2:
+                del halves[stamp]
                 published[0] += 1
                 client.spin_until(lambda: len(results[stamp]) >= len(instructions) and localization_done() >= published[0],
                                   settings.frame_timeout_s)
 
         log(f"[demo] playing {folder / 'rosbag'} in lockstep")
-        played = play_bag(client.node, folder / "rosbag", topics=[TOPIC_IMAGE], rate=1000.0,
-                          qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-                          on_publish=lockstep, wait_for_subscribers=2, wait_timeout_s=60)
+        play_bag(client.node, folder / "rosbag", topics=[TOPIC_IMAGE, TOPIC_CAMERA_INFO, TOPIC_DEPTH], rate=1000.0,
+                 qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+                 on_publish=lockstep, wait_for_subscribers=2, wait_timeout_s=60)
         all_ious, overlays = score_groundings(folder, truth, results, scores)
 
         # Localization: top-k frames of each text instruction; a hit when the object is visible in one.
@@ -121,11 +127,15 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
 
     write_overlays(settings.out, folder, overlays)
     localized = [s for s in scores.values() if s.localization_hit is not None]
+    surface, centre = position_errors(list(scores.values()))
     report = DemoReport(
-        model=model_name, device=device, frames_played=played, results_received=sum(len(r) for r in results.values()),
+        model=model_name, device=device, frames_played=published[0], results_received=sum(len(r) for r in results.values()),
         mean_iou=float(np.mean(all_ious)) if all_ious else 0.0,
         localization_hits=sum(bool(s.localization_hit) for s in localized), localization_queries=len(localized),
         top_k=settings.top_k, instructions=list(scores.values()), presence=score_presence(list(scores.values())),
+        results_with_position=len(surface),
+        median_surface_error_m=float(np.median(surface)) if surface else None,
+        median_centre_error_m=float(np.median(centre)) if centre else None,
     )
     (settings.out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report

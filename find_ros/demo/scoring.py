@@ -1,5 +1,7 @@
 """Scores of the demo: each grounding against the ground-truth instance mask of its frame (IoU), each
-localization against the frames that show the object, and what a hit would be worth by chance."""
+published 3D position against the ground truth (the centroid of the true mask's depth points, and
+the object's centre), each localization against the frames that show the object, and what a hit
+would be worth by chance."""
 
 from __future__ import annotations
 
@@ -25,10 +27,14 @@ class InstructionScore:
     localization_stamps: list[int] = field(default_factory=list)
     # Probability that top_k frames picked at random show the object: what a hit is worth.
     localization_chance: float | None = None
-    # One entry per scored frame: its index, the object's visible area (px) and fraction, the IoU.
+    # One entry per scored frame: its index, the object's visible area (px) and fraction, the IoU,
+    # and with a published position its distance (m) to the visible surface and the object's centre.
     per_frame: list[dict[str, float]] = field(default_factory=list)
     # One (confidence, found, present) per frame where the object is clearly in view or absent.
     presence: list[tuple[float, bool, bool]] = field(default_factory=list)
+    frames_3d: int = 0                        # scored frames whose result carried a position
+    median_surface_error_m: float | None = None
+    median_centre_error_m: float | None = None
 
 
 @dataclass
@@ -43,6 +49,9 @@ class DemoReport:
     top_k: int                 # frames asked of each localization query
     instructions: list[InstructionScore]
     presence: list[dict[str, Any]] = field(default_factory=list)  # presence_figures per instruction kind
+    results_with_position: int = 0             # scored results whose entity carried a 3D position
+    median_surface_error_m: float | None = None  # over every such result of every instruction
+    median_centre_error_m: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +103,31 @@ def instance_mask(folder: Path, frame: dict[str, Any], object_id: int) -> np.nda
     return ids == object_id
 
 
+def true_positions(folder: Path, truth: dict[str, Any], frame: dict[str, Any], object_id: int,
+                   target: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Ground truth in the camera's optical frame: the centroid (mean) of the true mask's depth
+    points, and the object's centre; None when the true mask has no depth reading."""
+    import cv2
+
+    from find_ros.position3d import CameraMatrix, back_project, depth_in_metres
+
+    k = truth["intrinsics"]
+    camera = CameraMatrix(k["fx"], k["fy"], k["cx"], k["cy"], k["width"], k["height"])
+    path = folder / frame["image"].replace("/images/", "/depth/")
+    millimetres = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if millimetres is None:
+        raise FileNotFoundError(f"ground-truth depth image missing: {path}")
+    depth = depth_in_metres(millimetres, "16UC1")
+    vs, us = np.nonzero(target & np.isfinite(depth))
+    if not len(vs):
+        return None
+    surface = back_project(us, vs, depth[vs, us], camera).mean(axis=0)
+    centre_world = next(np.array(o["center"], float) for o in truth["objects"] if o["id"] == object_id)
+    world_from_camera = np.array(frame["world_from_camera"], float)
+    centre = world_from_camera[:3, :3].T @ (centre_world - world_from_camera[:3, 3])
+    return surface, centre
+
+
 def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, list[Any]],
                      scores: dict[str, InstructionScore]) -> tuple[list[float], list[tuple]]:
     """Fill each score's per-frame IoUs and mean and its presence samples; returns every IoU and
@@ -123,14 +157,24 @@ def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, lis
             union = np.logical_or(predicted, target).sum()
             iou = float(np.logical_and(predicted, target).sum() / union) if union else 0.0
             ious[score.instruction_id].append(iou)
-            score.per_frame.append({"frame": frame["index"], "area": view["area"],
-                                    "visible_fraction": view.get("visible_fraction", 1.0),
-                                    "score": round(float(entity.score), 4), "found": bool(entity.found),
-                                    "confidence": round(float(entity.confidence), 4), "iou": round(iou, 4)})
+            row = {"frame": frame["index"], "area": view["area"], "visible_fraction": view.get("visible_fraction", 1.0),
+                   "score": round(float(entity.score), 4), "found": bool(entity.found),
+                   "confidence": round(float(entity.confidence), 4), "iou": round(iou, 4)}
+            known = true_positions(folder, truth, frame, score.object_id, target) if entity.has_position else None
+            if known is not None:
+                published = np.array([entity.position.x, entity.position.y, entity.position.z])
+                row["surface_m"] = round(float(np.linalg.norm(published - known[0])), 4)
+                row["centre_m"] = round(float(np.linalg.norm(published - known[1])), 4)
+            score.per_frame.append(row)
             overlays.append((frame, score, predicted, entity.confidence))
     for instruction_id, values in ious.items():
         scores[instruction_id].frames_scored = len(values)
         scores[instruction_id].mean_iou = float(np.mean(values))
+    for score in scores.values():
+        surface, centre = position_errors([score])
+        score.frames_3d = len(surface)
+        score.median_surface_error_m = float(np.median(surface)) if surface else None
+        score.median_centre_error_m = float(np.median(centre)) if centre else None
     return [v for values in ious.values() for v in values], overlays
 
 
@@ -141,6 +185,11 @@ def score_presence(scores: list[InstructionScore]) -> list[dict[str, Any]]:
         samples = [sample for s in scores if s.kind == kind for sample in s.presence]
         figures.append(presence_figures(kind, [c for c, _, _ in samples], [f for _, f, _ in samples], [p for _, _, p in samples]))
     return figures
+def position_errors(scores: list[InstructionScore]) -> tuple[list[float], list[float]]:
+    """Every scored frame's distance (m) of the published position to the visible surface, and to the
+    object's centre."""
+    rows = [row for score in scores for row in score.per_frame if "surface_m" in row]
+    return [row["surface_m"] for row in rows], [row["centre_m"] for row in rows]
 
 
 def score_localization(score: InstructionScore, truth: dict[str, Any], stamps: list[int], top_k: int) -> None:

@@ -4,7 +4,9 @@ The bag is read with the rosbags library; each message's CDR bytes are published
 publishes serialized messages), so any message type whose Python package is installed plays without
 conversion. Timing follows the bag's receive timestamps scaled by ``rate``. With ``restamp`` the
 header stamps are replaced by the current time (as a live camera would stamp them), which is what
-latency measurements need; the original stamp is reported to ``on_publish`` either way.
+latency measurements need; the original stamp is reported to ``on_publish`` either way. With
+``namespace`` every topic is published under it (``/camera/color/image_raw`` -> ``/front/camera/...``)
+and with ``frame_id`` every header's frame id is replaced, so one bag can stand in for another camera.
 
 Asked for no topics in particular, it plays every topic whose message type is installed and skips
 the others with a note (a camera bag often carries /tf, whose tf2_msgs a PyPI set-up lacks); a topic
@@ -51,6 +53,8 @@ def play_bag(
     wait_timeout_s: float = 30.0,
     on_skip: SkipCallback | None = None,
     ack_timeout_s: float = 10.0,
+    namespace: str = "",
+    frame_id: str | None = None,
 ) -> int:
     """Publish the bag's messages through ``node``; returns how many were published.
 
@@ -60,6 +64,8 @@ def play_bag(
     """
     from rclpy.serialization import deserialize_message, serialize_message
     from rosbags.rosbag2 import Reader
+
+    from find_ros.nodes.cameras import join
 
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -81,7 +87,8 @@ def play_bag(
         connections = [c for c in connections if c.topic in types]
         if not connections:
             raise ValueError(f"{path}: no topic of the bag has a message type installed here")
-        publishers = {topic: node.create_publisher(cls, topic, qos) for topic, cls in types.items()}
+        publishers = {topic: node.create_publisher(cls, join(namespace, topic) if namespace else topic, qos)
+                      for topic, cls in types.items()}
         deadline = time.monotonic() + wait_timeout_s
         while any(p.get_subscription_count() < wait_for_subscribers for p in publishers.values()):
             if time.monotonic() > deadline:
@@ -105,6 +112,9 @@ def play_bag(
                 original_stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                 if restamp:
                     msg.header.stamp = node.get_clock().now().to_msg()
+                if frame_id is not None:
+                    msg.header.frame_id = frame_id
+                if restamp or frame_id is not None:
                     data = serialize_message(msg)
             publishers[topic].publish(data)
             published += 1

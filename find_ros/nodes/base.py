@@ -14,8 +14,11 @@ refusals on /diagnostics too. A kept instruction is encoded by the worker once, 
 frame; if that fails, the failure is published naming the instruction. Instructions are cancelled by
 id or all at once, on the topic (Instruction.action) or through ~/cancel_instruction.
 
-Frames go through a depth-1 latest-wins slot to one worker thread, so inference never runs on the
-callback thread and the lag never grows. Recent frames are kept (JPEG, bounded) so a visual entity
+Frames go through a depth-1 latest-wins slot per camera to one worker thread that serves the cameras
+in turn (find_ros.nodes.latest_frame), so inference never runs on the callback thread, the lag never
+grows and no camera starves another; one model serves them all. Each camera's colour frames are paired
+by stamp with its aligned depth and CameraInfo (find_ros.nodes.depth_sync) so results can carry 3D
+positions; a frame without matching depth is answered in 2D. Recent frames are kept (JPEG, bounded) so a visual entity
 given as "this box in the frame at stamp t" can be cut out of that frame. Bad input is logged,
 reported on /diagnostics, and the node keeps serving.
 """
@@ -34,20 +37,23 @@ from lifecycle_msgs.msg import TransitionEvent
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNodeMixin, State, TransitionCallbackReturn
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Bool
 
 from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.nodes import diagnostics
 from find_ros.nodes.admission import Admitted, check_instruction
 from find_ros.nodes.any_durability import subscribe_any_durability
+from find_ros.nodes.cameras import Camera, cameras_of
+from find_ros.nodes.depth_sync import DepthSync, SyncedFrame
 from find_ros.nodes.image_header import ImageTooLarge
-from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb
+from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb, image_to_numpy
 from find_ros.nodes.instruction_book import FLOOD_POLICY, InstructionBook
 from find_ros.nodes.instruction_msgs import status_msg
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import declare
 from find_ros.nodes.qos import INSTRUCTION_STATUS, READY, image_qos_for
+from find_ros.position3d import CameraMatrix, DepthView, check_aligned, depth_in_metres
 
 if TYPE_CHECKING:
     from builtin_interfaces.msg import Time
@@ -76,6 +82,7 @@ class ActiveInstruction:
 class Counters:
     frames_bad: int = 0
     frames_too_large: int = 0
+    depth_bad: int = 0  # depth or CameraInfo that could not be used (frame answered in 2D)
     instructions_rejected: int = 0
     last_error: str = ""
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -104,8 +111,9 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         raise NotImplementedError
 
     def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
-                 vision_ms: float) -> None:
-        """Do this node's work on one encoded frame."""
+                 vision_ms: float, camera: Camera | None = None, depth: DepthView | None = None) -> None:
+        """Do this node's work on one encoded frame of ``camera``; ``depth`` when the frame's
+        aligned depth and CameraInfo came with it."""
         raise NotImplementedError
 
     def on_new_instruction(self, active: ActiveInstruction) -> None:
@@ -133,7 +141,10 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         self.create_subscription(TransitionEvent, "~/transition_event", self._on_transition_event, 10)
         self.engine: PerceptionEngine | None = None
         self._worker: LatestFrameWorker | None = None
-        self._image_sub: Any = None
+        self.cameras = cameras_of(self.params)
+        self._camera_subs: list[Any] = []
+        self._syncs: dict[str, DepthSync] = {}  # camera name -> its depth pairing
+        self._sync_timer: Any = None
         self._instruction_subs: list[Any] = []
         self._timer: Any = None
         self._diag_pub: Any = None
@@ -175,11 +186,39 @@ class PerceptionNode(LifecycleNodeMixin, Node):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"model {self.engine.model_name} on {self.engine.device}")
         self._worker = LatestFrameWorker(self._process, self._on_frame_error, name=f"{self.get_name()}_worker")
-        p = self.params
-        topic, msg_type = (f"{p.image_topic}/compressed", CompressedImage) if p.image_transport == "compressed" else (p.image_topic, Image)
-        self._image_sub = self.create_subscription(msg_type, topic, self._on_image,
-                                                   image_qos_for(self, topic, p.image_reliability))
+        for camera in self.cameras:
+            self._subscribe_camera(camera)
+        wait_s = self.params.depth_wait_s
+        self._sync_timer = self.create_timer(max(wait_s / 2, 0.02), self._release_stale_frames)
         return super().on_activate(state)
+
+    def _subscribe_camera(self, camera: Camera) -> None:
+        """The camera's colour (and, for 3D, depth and CameraInfo) subscriptions, through its DepthSync."""
+        p, worker = self.params, self._worker
+        sync = DepthSync(lambda synced: worker.put((camera, synced), key=camera.name),
+                         int(p.depth_sync_tolerance_s * 1e9), wait_s=p.depth_wait_s)
+        self._syncs[camera.name] = sync
+        compressed = p.image_transport == "compressed"
+        topic, msg_type = (f"{camera.image_topic}/compressed", CompressedImage) if compressed else (camera.image_topic, Image)
+        subs = [self.create_subscription(msg_type, topic, lambda msg: self._on_image(msg, camera),
+                                         image_qos_for(self, topic, p.image_reliability))]
+        if camera.depth_topic:
+            subs.append(self.create_subscription(Image, camera.depth_topic, sync.on_depth,
+                                                 image_qos_for(self, camera.depth_topic, p.image_reliability)))
+            subs.append(self.create_subscription(CameraInfo, camera.info_topic, sync.on_info,
+                                                 image_qos_for(self, camera.info_topic, p.image_reliability)))
+        self._camera_subs.extend(subs)
+
+    def _on_image(self, msg: Image | CompressedImage, camera: Camera | None = None) -> None:
+        camera = camera or self.cameras[0]
+        sync = self._syncs.get(camera.name)
+        if sync is not None:
+            # Wait for depth only where someone publishes it; a camera without depth is answered at once.
+            sync.on_colour(msg, bool(camera.depth_topic) and self.count_publishers(camera.depth_topic) > 0)
+
+    def _release_stale_frames(self) -> None:
+        for sync in tuple(self._syncs.values()):
+            sync.release_stale()
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
@@ -217,9 +256,13 @@ class PerceptionNode(LifecycleNodeMixin, Node):
 
     def _release_model(self) -> None:
         self._set_ready(False)
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
-            self._image_sub = None
+        for subscription in self._camera_subs:
+            self.destroy_subscription(subscription)
+        self._camera_subs = []
+        if self._sync_timer is not None:
+            self.destroy_timer(self._sync_timer)
+            self._sync_timer = None
+        self._syncs = {}  # frames still waiting for depth go with the worker
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
@@ -349,27 +392,40 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         return self.instructions.values()
 
     # --- frames -------------------------------------------------------------------------------
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        worker = self._worker
-        if worker is not None:
-            worker.put((msg, time.monotonic()))
-
-    def _process(self, item: tuple[Image | CompressedImage, float], waited_s: float) -> None:
-        msg, received_at = item
+    def _process(self, item: tuple[Camera, SyncedFrame], waited_s: float) -> None:
+        camera, synced = item
+        msg = synced.image
         if self.engine is None:
             return
         t0 = time.perf_counter()
         limit = self.params.max_image_pixels  # checked from the header, before any pixel is decoded
         rgb = compressed_msg_to_rgb(msg, limit) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg, limit)
+        depth = self._depth_view(synced, rgb.shape) if synced.depth is not None else None
         if self.recent_frames:
             self._recent.append((stamp_ns(msg.header.stamp), encode_jpeg(rgb)))
         t1 = time.perf_counter()
         frame = self.engine.encode_frame(rgb)
         t2 = time.perf_counter()
-        self.on_frame(rgb, msg.header, frame, waited_s, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
-        self.counters.latencies_ms.append((time.monotonic() - received_at) * 1e3)
+        self.on_frame(rgb, msg.header, frame, waited_s, (t1 - t0) * 1e3, (t2 - t1) * 1e3, camera=camera, depth=depth)
+        self.counters.latencies_ms.append((time.monotonic() - synced.received_at) * 1e3)
 
-    def _on_frame_error(self, item: tuple[Image | CompressedImage, float], error: BaseException) -> None:
+    def _depth_view(self, synced: SyncedFrame, shape: tuple[int, ...]) -> DepthView | None:
+        """The frame's depth in metres with its camera matrix; None (frame answered in 2D, the reason
+        reported) when they cannot describe this colour frame."""
+        try:
+            if synced.info is None:
+                raise ValueError("no CameraInfo received yet")
+            camera = CameraMatrix.from_k(synced.info.k, synced.info.width, synced.info.height)
+            raw = image_to_numpy(synced.depth, self.params.max_image_pixels)
+            metres = depth_in_metres(raw, synced.depth.encoding)
+            check_aligned(shape, metres.shape, camera)
+        except ValueError as error:
+            self.counters.depth_bad += 1
+            self.report_error(f"frame answered in 2D: {error}")
+            return None
+        return DepthView(metres, camera)
+
+    def _on_frame_error(self, item: tuple[Camera, SyncedFrame], error: BaseException) -> None:
         self.counters.frames_bad += 1
         if isinstance(error, ImageTooLarge):
             self.counters.frames_too_large += 1
@@ -395,6 +451,9 @@ class PerceptionNode(LifecycleNodeMixin, Node):
             "frames_dropped": stats.dropped if stats else 0,
             "frames_bad": self.counters.frames_bad,
             "frames_too_large": self.counters.frames_too_large,
+            "frames_with_depth": sum(s.stats.with_depth for s in self._syncs.values()),
+            "frames_without_depth": sum(s.stats.without_depth for s in self._syncs.values()),
+            "depth_bad": self.counters.depth_bad,
             "max_image_pixels": self.params.max_image_pixels,
             "instructions_active": len(self.instructions),
             "instructions_max": self.instructions.capacity,
@@ -406,7 +465,25 @@ class PerceptionNode(LifecycleNodeMixin, Node):
             "instructions_cancelled": self.instructions.stats.cancelled,
             "latency_ms_median": f"{latencies[len(latencies) // 2]:.1f}" if latencies else "",
             "last_error": self.counters.last_error,
+            **self._camera_values(),
         }
+
+    def _camera_values(self) -> dict[str, Any]:
+        """Per-camera counters, ``<namespace>.frames_processed`` etc., when several cameras are served."""
+        if not self.params.cameras:
+            return {}
+        worker = self._worker
+        values: dict[str, Any] = {}
+        for camera in self.cameras:
+            stats = worker.key_stats.get(camera.name) if worker is not None else None
+            sync = self._syncs.get(camera.name)
+            values.update({
+                f"{camera.name}.frames_received": stats.received if stats else 0,
+                f"{camera.name}.frames_processed": stats.processed if stats else 0,
+                f"{camera.name}.frames_dropped": stats.dropped if stats else 0,
+                f"{camera.name}.frames_with_depth": sync.stats.with_depth if sync else 0,
+            })
+        return values
 
     def _publish_status(self) -> None:
         self._diag_pub.publish(diagnostics.diagnostic_array(self, diagnostics.OK, "running", self.status_values()))

@@ -33,7 +33,11 @@ def start_perception(params: dict[str, dict[str, Any]], workdir: Path, nodes: st
 
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "perception.yaml"
-    path.write_text(yaml.safe_dump({name: {"ros__parameters": values} for name, values in params.items()}))
+    class NoAliases(yaml.SafeDumper):  # rcl's parameter parser refuses YAML anchors (a list shared by two nodes)
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    path.write_text(yaml.dump({name: {"ros__parameters": values} for name, values in params.items()}, Dumper=NoAliases))
     return subprocess.Popen([sys.executable, "-m", "find_ros.cli", "perception", "--params", str(path), "--nodes", nodes],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

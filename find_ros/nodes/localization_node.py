@@ -8,6 +8,8 @@ re-scored by grounding the instruction in each (presence confidence, then match 
 object that a whole-frame embedding hardly shows. In continuous mode, each
 live frame is scored against the active instructions and a Localization with ``live = true`` is
 published when it matches. Visual entities given as frame regions are cut from remembered frames.
+With several cameras one memory holds every camera's keyframes, each under the frame id of the camera
+that saw it (FrameMatch.frame_id).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 
     from find_ros.model import ImageEmbeddings
     from find_ros.model.results import GroundingResult
+    from find_ros.nodes.cameras import Camera
     from find_ros.nodes.engine import EncodedInstruction
+    from find_ros.position3d import DepthView
 
 MAX_PENDING_QUERIES = 16
 
@@ -135,10 +139,10 @@ class LocalizationNode(PerceptionNode):
         if matches:
             best = grounded.get(matches[0].entry_id) or self.ground_remembered(matches[0].entry_id, encoded)
             if best is not None:  # None: the best frame's picture was dropped from the memory
-                best_header = Header(frame_id=header.frame_id)
+                best_header = Header(frame_id=matches[0].name)  # the camera that saw it
                 best_header.stamp.sec, best_header.stamp.nanosec = divmod(matches[0].stamp_ns, 1_000_000_000)
                 best_frame = grounding_msg(best_header, active.msg.id, best)
-        return localization_msg(header, active.msg.id, [(m.stamp_ns, m.score) for m in matches], best_frame)
+        return localization_msg(header, active.msg.id, [(m.stamp_ns, m.score, m.name) for m in matches], best_frame)
 
     def rank_remembered(self, encoded: EncodedInstruction, top_k: int) -> tuple[list[Match], dict[int, GroundingResult]]:
         """The ``top_k`` remembered frames for the instruction, best first, and the groundings made
@@ -169,7 +173,7 @@ class LocalizationNode(PerceptionNode):
         return self.engine.ground(self.engine.encode_frame(decode_image(payload)), encoded)
 
     def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
-                 vision_ms: float) -> None:
+                 vision_ms: float, camera: Camera | None = None, depth: DepthView | None = None) -> None:
         vector = self.engine.frame_vector(frame)
         stamp = stamp_ns(header.stamp)
         if self.memory is not None:
@@ -187,8 +191,9 @@ class LocalizationNode(PerceptionNode):
         if not matching:
             return
         for (active, _, score), grounded in zip(matching, self.engine.ground_all(frame, [e for _, e, _ in matching])):
-            best_frame = grounding_msg(header, active.msg.id, grounded)
-            self._localization_pub.publish(localization_msg(header, active.msg.id, [(stamp, score)], best_frame, live=True))
+            best_frame = grounding_msg(header, active.msg.id, grounded, depth=depth)
+            self._localization_pub.publish(localization_msg(header, active.msg.id, [(stamp, score, header.frame_id)],
+                                                            best_frame, live=True))
 
     def status_values(self) -> dict[str, Any]:
         values = super().status_values()

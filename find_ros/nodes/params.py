@@ -6,7 +6,7 @@ The defaults here are the documented defaults; config/perception.yaml overrides 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
@@ -27,6 +27,16 @@ class NodeParams:
     image_transport: str = "raw"  # raw | compressed (subscribes to <image_topic>/compressed)
     image_reliability: str = "auto"  # auto (copy the camera's, see qos.py) | reliable | best_effort
     max_image_pixels: int = DEFAULT_MAX_PIXELS  # larger frames and crops are refused before decoding
+    # 3D: depth registered to colour (16UC1 mm or 32FC1 m) and the colour camera's CameraInfo.
+    depth_topic: str = "/camera/depth/image_raw"  # "" = no 3D
+    camera_info_topic: str = "/camera/color/camera_info"
+    depth_sync_tolerance_s: float = 0.02  # a depth image this close in stamp is the frame's
+    depth_wait_s: float = 0.5     # a frame waits at most this long for its depth, then is answered in 2D
+    # Several cameras (find_ros.nodes.cameras): namespaces; [] = the one camera above.
+    cameras: list[str] = field(default_factory=list)
+    cameras_image_topic: str = "color/image_raw"    # under each namespace
+    cameras_depth_topic: str = "depth/image_raw"    # under each namespace; "" = no 3D
+    cameras_info_topic: str = "color/camera_info"   # under each namespace
     instruction_topic: str = "/find_ros/instruction"
     instruction_status_topic: str = "/find_ros/instruction_status"  # accepted / refused / failed / cancelled
     max_instructions: int = 8     # active instructions; new ones beyond are refused (nothing is evicted)
@@ -45,6 +55,13 @@ class NodeParams:
         _positive(self, "max_instructions", "max_instructions_per_sender", "max_image_pixels")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {self.torch_threads}")
+        if self.depth_sync_tolerance_s < 0 or self.depth_wait_s < 0:
+            raise ValueError(f"depth_sync_tolerance_s and depth_wait_s must be >= 0, got "
+                             f"{self.depth_sync_tolerance_s} and {self.depth_wait_s}")
+        from find_ros.nodes.cameras import check_namespaces
+
+        self.cameras = [str(ns) for ns in self.cameras]
+        check_namespaces(self.cameras)
 
 
 def _positive(params: NodeParams, *names: str) -> None:
@@ -97,5 +114,12 @@ class LocalizationParams(NodeParams):
 def declare(node: Any, params_type: type[P]) -> P:
     """Declare every field of ``params_type`` on ``node`` and return the values in effect (checked
     by the dataclass)."""
-    values = {f.name: node.declare_parameter(f.name, f.default).value for f in fields(params_type)}  # type: ignore[arg-type]
+    from rclpy.parameter import Parameter
+
+    values = {}
+    for f in fields(params_type):  # type: ignore[arg-type]
+        if f.default_factory is not list:  # type: ignore[comparison-overlap]
+            values[f.name] = node.declare_parameter(f.name, f.default).value
+        else:  # an empty list says nothing of its type: declare it a string array
+            values[f.name] = list(node.declare_parameter(f.name, Parameter.Type.STRING_ARRAY).value or [])
     return params_type(**values)

@@ -1,7 +1,8 @@
 """Model results -> find_ros_msgs: Grounding (one EntityResult per entity) and Localization.
 
 The counterpart of :mod:`find_ros.nodes.instruction_msgs`, which reads what comes in. Masks are
-``mono8`` images the size of the frame (255 inside) with the frame's header.
+``mono8`` images the size of the frame (255 inside) with the frame's header. With the frame's depth,
+an entity that has a mask also gets its 3D position and box (find_ros.position3d).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ if TYPE_CHECKING:
     from std_msgs.msg import Header
 
     from find_ros.model.results import EntityMask, GroundingResult
+    from find_ros.position3d import DepthView
 
 MAX_LABEL_CHARS = 500
 
 
 def entity_msg(entity: EntityMask, index: int, header: Header, with_mask: bool = True,
-               presence_threshold: float | None = None) -> EntityResult:
-    """find_ros_msgs/EntityResult of the ``index``-th entity: its presence, and its box and mask
-    only when found (:meth:`EntityMask.found_at` ``presence_threshold``; None: the model's)."""
+               presence_threshold: float | None = None, depth: DepthView | None = None) -> EntityResult:
+    """find_ros_msgs/EntityResult of the ``index``-th entity: its presence, and its box, mask and 3D
+    position only when found (:meth:`EntityMask.found_at` ``presence_threshold``; None: the model's)."""
     from find_ros_msgs.msg import EntityResult
 
     msg = EntityResult()
@@ -43,11 +45,24 @@ def entity_msg(entity: EntityMask, index: int, header: Header, with_mask: bool =
     msg.mask_area = entity.mask_area
     if with_mask:
         msg.mask = numpy_to_image_msg(entity.mask.astype(np.uint8) * 255, "mono8", header)
+    if depth is not None:
+        fill_position(msg, entity.mask, depth)
     return msg
 
 
+def fill_position(msg: EntityResult, mask: np.ndarray, depth: DepthView) -> None:
+    """Set the EntityResult's 3D fields from the mask's depth points (left unset when too few)."""
+    found = depth.locate(mask)
+    if found is None:
+        return
+    msg.has_position = True
+    for point, values in ((msg.position, found.position), (msg.box_min, found.box_min), (msg.box_max, found.box_max)):
+        point.x, point.y, point.z = (float(v) for v in values)
+    msg.depth_points = found.points
+
+
 def grounding_msg(header: Header, instruction_id: str, result: GroundingResult, *, with_masks: bool = True,
-                  presence_threshold: float | None = None) -> Grounding:
+                  presence_threshold: float | None = None, depth: DepthView | None = None) -> Grounding:
     """find_ros_msgs/Grounding of one frame and one instruction (timing left to the caller)."""
     from find_ros_msgs.msg import Grounding
 
@@ -55,28 +70,29 @@ def grounding_msg(header: Header, instruction_id: str, result: GroundingResult, 
     msg.header = header
     msg.instruction_id = instruction_id
     msg.image_height, msg.image_width = int(result.image_size[0]), int(result.image_size[1])
-    msg.entities = [entity_msg(e, k, header, with_masks, presence_threshold) for k, e in enumerate(result.entities)]
+    msg.entities = [entity_msg(e, k, header, with_masks, presence_threshold, depth) for k, e in enumerate(result.entities)]
     return msg
 
 
-def frame_match(stamp_ns: int, score: float) -> FrameMatch:
-    """find_ros_msgs/FrameMatch: a remembered (or live) frame by its stamp, and how well it matched."""
+def frame_match(stamp_ns: int, score: float, frame_id: str = "") -> FrameMatch:
+    """find_ros_msgs/FrameMatch: a remembered (or live) frame by its stamp and camera frame, and how
+    well it matched."""
     from find_ros_msgs.msg import FrameMatch
 
-    msg = FrameMatch(score=float(score))
+    msg = FrameMatch(score=float(score), frame_id=frame_id)
     msg.stamp.sec, msg.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
     return msg
 
 
-def localization_msg(header: Header, instruction_id: str, matches: Sequence[tuple[int, float]],
+def localization_msg(header: Header, instruction_id: str, matches: Sequence[tuple[int, float, str]],
                      best_frame: Grounding | None = None, *, live: bool = False) -> Localization:
-    """find_ros_msgs/Localization: ``matches`` as (stamp_ns, score), best first; ``best_frame`` the
-    instruction grounded in the first of them."""
+    """find_ros_msgs/Localization: ``matches`` as (stamp_ns, score, camera frame id), best first;
+    ``best_frame`` the instruction grounded in the first of them."""
     from find_ros_msgs.msg import Localization
 
     msg = Localization(instruction_id=instruction_id, live=live)
     msg.header = header
-    msg.matches = [frame_match(stamp, score) for stamp, score in matches]
+    msg.matches = [frame_match(*match) for match in matches]
     if best_frame is not None:
         msg.best_frame = best_frame
     return msg

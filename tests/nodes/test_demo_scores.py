@@ -42,6 +42,9 @@ def test_played_bag_is_grounded_frame_by_frame_and_localized(report: tuple[DemoR
     printed: list[str] = []
     print_report(result, out, log=printed.append)
     assert result.top_k == 3 and "top-3 hit" in printed[1] and "(top_k 3)" in "\n".join(printed)
+    # The bag's depth and CameraInfo reached the nodes: positions were published and scored.
+    assert result.results_with_position > 0 and result.median_surface_error_m is not None
+    assert "3D surf" in printed[1] and any(line.startswith("3D: ") for line in printed)
 
 
 def test_default_model_meets_the_quality_bar(report: tuple[DemoReport, Path]) -> None:
