@@ -357,7 +357,7 @@ def find_config(layout: OfficialLayout, settings: OfficialSettings, language_mod
         max_class_tokens=int(settings.class_token_length), neck=NECK_NAME, neck_layers=layout.encoder_layers,
         spatial_memories=layout.spatial_memories, object_mask_threshold=float(settings.object_mask_threshold),
         overlap_threshold=float(settings.overlap_threshold), detections_per_image=int(settings.detections_per_image),
-        trained=True, source=provenance,
+        decoder_style="official", trained=True, source=provenance,
     )
 
 

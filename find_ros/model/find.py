@@ -224,7 +224,9 @@ class FindModel(nn.Module):
         sets = []
         if names:
             template = self.config.class_template if use_template else None
-            sets.append(self.encode_texts(names, template=template, max_tokens=self.config.max_class_tokens))
+            read = [strip_class_suffixes(n, self.config.decoder.class_suffixes) for n in names] if use_template else names
+            encoded = self.encode_texts(read, template=template, max_tokens=self.config.max_class_tokens)
+            sets.append(TokenSet(encoded.tokens, encoded.groups, tuple(names)))
         if visual:
             with self._autograd():
                 tokens = torch.stack([self.sampler.region_embeddings(v.regions)[0].mean(0) for v in visual])
@@ -328,7 +330,7 @@ class FindModel(nn.Module):
     def run_interface(self, task: str, image_embeddings: ImageEmbeddings | None, *,
                       deep_supervision: bool | None = None, **prompts: Any) -> TaskOutput:
         """The interface part of :meth:`run` (no final heads): for timing and custom heads."""
-        proto = get_prototype(task)
+        proto = get_prototype(task, self.config.decoder.prototype_set)
         image_spec = proto.image_prompt
         names = {p.name for p in proto.token_prompts}
         unknown = sorted(set(prompts) - names - ({image_spec.name} if image_spec else set()))
@@ -339,7 +341,7 @@ class FindModel(nn.Module):
             raise ValueError(f"task {task!r} needs prompt(s) {', '.join(missing)}")
         if image_embeddings is not None and not isinstance(image_embeddings, ImageEmbeddings):
             raise ValueError("image_embeddings must come from FindModel.encode_image (or be None)")
-        if image_embeddings is None and any("pixel" in q.outputs for q in proto.queries):
+        if image_embeddings is None and proto.readout.kind in ("match", "panoptic"):
             raise ValueError(f"task {task!r} predicts masks and needs image embeddings")
         if image_embeddings is not None and image_spec is None:
             raise ValueError(f"task {task!r} takes no image")
@@ -365,7 +367,8 @@ class FindModel(nn.Module):
             else:
                 image_prompts, level_sizes, pooled = None, [], None
             state = self.interface(layout, image_prompts, level_sizes, pooled, tokens, self.heads.pixel_embed,
-                                   deep_supervision=deep_supervision)
+                                   deep_supervision=deep_supervision,
+                                   pixel=image_embeddings.pixel if image_embeddings is not None else None)
         return TaskOutput(task=task, prototype=proto, image=image_embeddings, prompts=sets, state=state)
 
     def predict(self, output: TaskOutput) -> TaskOutput:
@@ -379,7 +382,10 @@ class FindModel(nn.Module):
         semantic, pixel, masks = {}, {}, {}
         for spec in output.prototype.queries:
             q = queries[:, output.state.layout.query_slices[spec.name]]
-            if "semantic" in spec.outputs:
+            if spec.pooled_from is not None:
+                proposals = queries[:, output.state.layout.query_slices[spec.pooled_from]]
+                semantic[spec.name] = self.heads.pooled_semantic_embed(q, proposals)
+            elif "semantic" in spec.outputs:
                 semantic[spec.name] = self.heads.semantic_embed(q)
             if "pixel" in spec.outputs and output.image is not None:
                 pixel[spec.name] = self.heads.pixel_embed(q)
@@ -393,7 +399,8 @@ class FindModel(nn.Module):
         list[SegmentationResult] (panoptic), RetrievalResult (similarity), or the TaskOutput itself."""
         if output.predictions is None:
             output = self.predict(output)
-        return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend, **options)
+        return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend,
+                            decoder=self.config.decoder, **options)
 
     @staticmethod
     def compare(images: Tensor, queries: Tensor) -> RetrievalResult:
@@ -427,13 +434,15 @@ class FindModel(nn.Module):
         ``settings`` default to the model config's; ``options`` (``object_threshold=0.5``, ...)
         override their fields."""
         settings = dataclasses.replace(settings or self.config.segmentation_settings(), **options)  # checked before the run
+        if self.config.decoder.no_object == "background_class" and not isinstance(classes, TokenSet):
+            classes = with_background(as_sequence(classes, "classes"))
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
                             settings=settings)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so
         both retrieval tasks give the same vector; ``task`` picks whose prototype runs."""
-        proto = get_prototype(task)
+        proto = get_prototype(task, self.config.decoder.prototype_set)
         empty = TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
         out = self.run(task, image, **{p.name: empty for p in proto.token_prompts})
         return F.normalize(out.predictions.semantic[proto.readout.proposals][:, 0].float(), dim=-1)
@@ -457,3 +466,19 @@ class FindModel(nn.Module):
         if queries and all(isinstance(q, InstructionEmbeddings) for q in queries):
             return self.compare(self.embed_images(image, "interleave_retrieval"), self.embed_instructions(queries))
         raise ValueError("queries must be a non-empty list of captions or of InstructionEmbeddings")
+
+
+BACKGROUND = "background"
+
+
+def with_background(classes: list) -> list:
+    """The class list with the no-object class "background" last (the authors' generic
+    segmentation), added unless the caller put it there."""
+    return classes if classes and classes[-1] == BACKGROUND else [*classes, BACKGROUND]
+
+
+def strip_class_suffixes(name: str, suffixes: Sequence[str]) -> str:
+    """A class name without the given suffixes (COCO panoptic's "wall-other-merged" reads "wall")."""
+    for suffix in suffixes:
+        name = name.replace(suffix, "")
+    return name

@@ -55,6 +55,9 @@ class QuerySpec:
     init: str = "object"
     per_group_of: str | None = None
     outputs: tuple[str, ...] = ("semantic",)
+    # The authors' image query: its semantic head reads the softmax(cos)-weighted mean of the
+    # named proposal set's normed outputs instead of its own state (find-official README §5).
+    pooled_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class TaskPrototype:
     content: tuple[str, ...]
     conditional: tuple[str, ...]
     readout: ReadoutSpec = field(default_factory=lambda: ReadoutSpec("none"))
+    # Conditional edges that ignore the index: every row of one side sees every row of the other,
+    # whatever group they belong to (the authors' self-attention uses no index).
+    conditional_unindexed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -104,11 +110,13 @@ class TaskPrototype:
                 fail(f"query {q.name!r}: outputs must be a non-empty subset of {QUERY_OUTPUTS}")
             if q.per_group_of is not None and (q.per_group_of not in prompts or prompts[q.per_group_of].source == "image"):
                 fail(f"query {q.name!r}: per_group_of must name a token prompt")
+            if q.pooled_from is not None and (q.pooled_from not in queries or queries[q.pooled_from].init != "object"):
+                fail(f"query {q.name!r}: pooled_from must name an object query set")
         for text in self.content:
             for dst, src in self._parse(text, prompts, queries):
                 if dst[0] != "q" or src[0] != "p":
                     fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>'")
-        for text in self.conditional:
+        for text in self.conditional + self.conditional_unindexed:
             for dst, src in self._parse(text, prompts, queries):
                 for side in (dst, src):
                     if side[0] == "p" and prompts[side[1]].source == "image":
@@ -151,10 +159,12 @@ class TaskPrototype:
         prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
         return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries)]
 
-    def conditional_edges(self) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-        """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p'."""
+    def conditional_edges(self, indexed: bool = True) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+        """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p':
+        the indexed edges, or with ``indexed=False`` those that ignore the index."""
         prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
-        return [pair for t in self.conditional for pair in self._parse(t, prompts, queries)]
+        edges = self.conditional if indexed else self.conditional_unindexed
+        return [pair for t in edges for pair in self._parse(t, prompts, queries)]
 
     def summary(self) -> str:
         prompts = ",".join(f"{p.name}({p.source}{'/' + p.group_by if p.group_by != 'item' else ''})" for p in self.prompts)
@@ -166,29 +176,41 @@ class TaskPrototype:
 
 # ------------------------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, TaskPrototype] = {}
+# Prototype sets by name: "find_ros" (our own models) and "official" (the authors' attention graph,
+# for converted releases); a model's DecoderSettings.prototype_set picks one.
+_REGISTRY: dict[str, dict[str, TaskPrototype]] = {"find_ros": {}, "official": {}}
+DEFAULT_SET = "find_ros"
 
 
-def register_prototype(prototype: TaskPrototype, *, replace: bool = False) -> TaskPrototype:
-    if prototype.name in _REGISTRY and not replace:
+def _set(prototype_set: str) -> dict[str, TaskPrototype]:
+    try:
+        return _REGISTRY[prototype_set]
+    except KeyError:
+        raise ValueError(f"unknown prototype set {prototype_set!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def register_prototype(prototype: TaskPrototype, *, replace: bool = False, prototype_set: str = DEFAULT_SET) -> TaskPrototype:
+    registry = _set(prototype_set)
+    if prototype.name in registry and not replace:
         raise ValueError(f"a task prototype named {prototype.name!r} is already registered")
-    _REGISTRY[prototype.name] = prototype
+    registry[prototype.name] = prototype
     return prototype
 
 
-def unregister_prototype(name: str) -> None:
-    _REGISTRY.pop(name, None)
+def unregister_prototype(name: str, prototype_set: str = DEFAULT_SET) -> None:
+    _set(prototype_set).pop(name, None)
 
 
-def get_prototype(name: str) -> TaskPrototype:
+def get_prototype(name: str, prototype_set: str = DEFAULT_SET) -> TaskPrototype:
+    registry = _set(prototype_set)
     try:
-        return _REGISTRY[name]
+        return registry[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(registry))}") from None
 
 
-def list_prototypes() -> list[TaskPrototype]:
-    return list(_REGISTRY.values())
+def list_prototypes(prototype_set: str = DEFAULT_SET) -> list[TaskPrototype]:
+    return list(_set(prototype_set).values())
 
 
 # ------------------------------------------------------------------------------ the six of the paper
@@ -262,6 +284,96 @@ INTERLEAVE_RETRIEVAL = register_prototype(TaskPrototype(
     conditional=("p.interleave <-> p.interleave",),
     readout=ReadoutSpec("similarity", proposals="image", targets="interleave"),
 ))
+
+
+# ------------------------------------------------------------- the authors' graph (prototype set "official")
+# The released FIND decoder's variables and attention (find-official README §5; their
+# ATTENTION_ARCH): proposals are copies of the object queries, task queries copies of the image
+# query; cross-attention is indexed, self-attention is not. Object proposals and the image query
+# run where a read-out needs the re-pooled image embedding.
+
+OFFICIAL = "official"
+
+register_prototype(TaskPrototype(
+    name="generic_segmentation",
+    description="panoptic / instance / semantic segmentation over given class names (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("class", "class")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("class", "global", per_group_of="class")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.class <- p.class"),
+    # Indexed: the authors run one class per class pass, so a class sees only its own tokens.
+    conditional=("p.class <-> p.class", "q.class <-> q.class"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("panoptic", proposals="object", targets="class"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="grounded_segmentation",
+    description="one mask per referring phrase, all phrases in one pass (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("text", "text")),
+    queries=(QuerySpec("grounding", "object", outputs=("semantic", "pixel")),
+             QuerySpec("text", "global", per_group_of="text")),
+    content=("q.grounding <- p.image", "q.text <- p.text"),
+    conditional=(),
+    # Phrases grounded together see each other's tokens: the authors' self-attention has no index.
+    conditional_unindexed=("p.text <-> p.text", "q.grounding <-> q.grounding", "q.text <-> q.text",
+                           "q.grounding <-> p.text"),
+    readout=ReadoutSpec("match", proposals="grounding", targets="text"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="image_text_retrieval",
+    description="global image (re-pooled from the object proposals) and caption embeddings (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("caption", "text")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("caption", "global", per_group_of="caption")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.caption <- p.caption"),
+    # Indexed: the authors batch captions, one per batch item.
+    conditional=("p.caption <-> p.caption", "q.caption <-> q.caption"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("similarity", proposals="image", targets="caption"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interactive_segmentation",
+    description="one mask per prompted object (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("spatial", "spatial")),
+    queries=(QuerySpec("segment", "object", outputs=("semantic", "pixel")),
+             QuerySpec("spatial", "global", per_group_of="spatial", outputs=("semantic", "pixel"))),
+    content=("q.segment <- p.image", "q.spatial <- p.spatial"),
+    conditional=(),
+    conditional_unindexed=("p.spatial <-> p.spatial", "q.segment <-> q.segment", "q.spatial <-> q.spatial",
+                           "q.segment <- p.spatial"),
+    readout=ReadoutSpec("match", proposals="segment", targets="spatial"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interleave_grounding",
+    description="one mask per entity of an interleaved instruction (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="entity")),
+    queries=(QuerySpec("entity", "object", outputs=("semantic", "pixel")),
+             QuerySpec("interleave", "global", per_group_of="interleave", outputs=("semantic", "pixel"))),
+    content=("q.entity <- p.image", "q.interleave <- p.interleave"),
+    conditional=(),
+    conditional_unindexed=("p.interleave <-> p.interleave", "q.entity <-> q.entity", "q.interleave <-> q.interleave",
+                           "q.entity <- p.interleave"),
+    readout=ReadoutSpec("match", proposals="entity", targets="interleave"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interleave_retrieval",
+    description="global image (re-pooled) and interleaved-instruction embeddings (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="item")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("interleave", "global", per_group_of="interleave")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.interleave <- p.interleave"),
+    conditional=("p.interleave <-> p.interleave", "q.interleave <-> q.interleave"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("similarity", proposals="image", targets="interleave"),
+), prototype_set=OFFICIAL)
 
 
 # ------------------------------------------------------------------------------------------- layouts
@@ -338,9 +450,9 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
         groups = int(token_groups[spec.per_group_of].shape[0])
         return spec.per_group_of, torch.eye(groups, dtype=torch.bool)
 
-    def block(dst: tuple[str, str], src: tuple[str, str]) -> Tensor:
+    def block(dst: tuple[str, str], src: tuple[str, str], indexed: bool = True) -> Tensor:
         (dkey, dmem), (skey, smem) = membership(*dst), membership(*src)
-        if dkey is not None and dkey == skey:
+        if indexed and dkey is not None and dkey == skey:
             return (dmem.float() @ smem.float().T) > 0  # indexed: share a group
         rows = dmem.shape[0] if dmem is not None else _size(dst)
         cols = smem.shape[0] if smem is not None else _size(src)
@@ -373,8 +485,9 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
         s = query_slices[var[1]]
         return slice(num_tokens + s.start, num_tokens + s.stop)
 
-    for dst, src in prototype.conditional_edges():
-        conditional[seq_slice(dst), seq_slice(src)] |= block(dst, src)
+    for indexed in (True, False):
+        for dst, src in prototype.conditional_edges(indexed):
+            conditional[seq_slice(dst), seq_slice(src)] |= block(dst, src, indexed)
 
     return Layout(
         prototype=prototype,
