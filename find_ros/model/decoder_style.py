@@ -46,6 +46,9 @@ class DecoderSettings:
     # Panoptic merge: the area a proposal must keep (overlap threshold) is what it owns where its
     # mask is on ("owned_and_on"), or all it owns ("owned", Mask2Former's rule).
     panoptic_overlap_of: str = "owned_and_on"
+    # Interactive prompts and visual entities as the authors' point samples (up to 512 per call,
+    # re-read at every level through mask_sptial_embed), instead of one pooled token per level.
+    point_samples: bool = False
     # The last resize of mask logits to the original image size: "bilinear", or
     # "bicubic_antialias" (the authors' evaluation).
     final_mask_resize: str = "bilinear"
@@ -58,7 +61,7 @@ def decoder_settings(style: str) -> DecoderSettings:
         return DecoderSettings(
             prototype_set="official", sine_positions="one_based", attention_mask_resize="bilinear",
             token_positions="initial", empty_rows="bias", no_object="background_class", clamp_class_logits=False,
-            class_suffixes=("-other", "-merged", "-stuff"), instances_of_things_only=True, panoptic_overlap_of="owned",
+            class_suffixes=("-other", "-merged", "-stuff"), instances_of_things_only=True, panoptic_overlap_of="owned", point_samples=True,
             final_mask_resize="bicubic_antialias",
         )
     raise ValueError(f"decoder style {style!r} is not one of {', '.join(DECODER_STYLES)}")

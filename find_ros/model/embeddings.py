@@ -71,7 +71,11 @@ class TokenSet:
     token j belongs to group g (groups may overlap). A query declared ``per_group_of`` this prompt
     gets one query per group and sees only that group's tokens. ``pixel_refs`` (B, G, mask_dim) with
     ``has_pixel_ref`` (G,): a pixel-space reference for groups that are image regions (visual
-    entities), which grounding matches against proposals' pixel embeddings.
+    entities), which grounding matches against proposals' pixel embeddings. ``per_level`` (one
+    (B, N, D) tensor per feature level): tokens the interface takes afresh at each layer from that
+    layer's level instead of carrying them on (the authors' point samples; ``tokens`` is level 0's).
+    ``positions`` (B, N, D): the tokens' positional part where it is not their initial value (the
+    authors' legend tokens).
     """
 
     tokens: Tensor
@@ -79,6 +83,8 @@ class TokenSet:
     labels: tuple[str, ...]
     pixel_refs: Tensor | None = None
     has_pixel_ref: Tensor | None = None
+    per_level: tuple[Tensor, ...] | None = None
+    positions: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.tokens.dim() != 3:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from find_ros.instructions import ParsedInstruction, parse_instruction
-from find_ros.model import checkpoint, readout
+from find_ros.model import checkpoint, point_sampling, readout
 from find_ros.model.config import FindConfig
 from find_ros.model.embeddings import (
     ImageEmbeddings,
@@ -293,7 +293,12 @@ class FindModel(nn.Module):
         prompts = as_sequence(prompts, "spatial prompts")
         if any(not isinstance(p, SpatialPrompt) for p in prompts):
             raise ValueError("spatial prompts must be SpatialPrompt objects")
+        if not prompts:
+            raise ValueError("no spatial prompts given")
         with self._autograd():
+            if self.config.decoder.point_samples:
+                return point_sampling.spatial_samples(self.point_sampling, image, self.sampler.image_prompts(image),
+                                                      prompts, self.sampler.indicator.weight.flip(0))
             return self.sampler.spatial(image, prompts)
 
     def _prompt(self, name: str, source: str, group_by: str, value: Any, image: ImageEmbeddings | None) -> TokenSet:
@@ -359,6 +364,10 @@ class FindModel(nn.Module):
             dim = self.config.hidden_dim
             tokens = torch.cat([sets[p.name].tokens.to(self.dtype).expand(batch, -1, -1) for p in proto.token_prompts],
                                dim=1) if sets else torch.zeros(batch, 0, dim, device=self.device, dtype=self.dtype)
+            level_tokens = [(layout.token_slices[n], s.per_level) for n, s in sets.items() if s.per_level is not None]
+            token_positions = torch.cat([(s.tokens if s.positions is None else s.positions).to(self.dtype).expand(batch, -1, -1)
+                                         for s in sets.values()], dim=1) \
+                if any(s.positions is not None for s in sets.values()) else None
             if image_embeddings is not None:
                 image_prompts = self.sampler.image_prompts(image_embeddings)
                 level_sizes = [tuple(level.shape[-2:]) for level in image_embeddings.levels]
@@ -368,7 +377,8 @@ class FindModel(nn.Module):
                 image_prompts, level_sizes, pooled = None, [], None
             state = self.interface(layout, image_prompts, level_sizes, pooled, tokens, self.heads.pixel_embed,
                                    deep_supervision=deep_supervision,
-                                   pixel=image_embeddings.pixel if image_embeddings is not None else None)
+                                   pixel=image_embeddings.pixel if image_embeddings is not None else None,
+                                   level_tokens=level_tokens, token_positions=token_positions)
         return TaskOutput(task=task, prototype=proto, image=image_embeddings, prompts=sets, state=state)
 
     def predict(self, output: TaskOutput) -> TaskOutput:

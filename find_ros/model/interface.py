@@ -15,6 +15,7 @@ task-specific code: the :class:`~find_ros.model.prototypes.Layout` says who sees
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -138,16 +139,23 @@ class FindInterface(nn.Module):
 
     def forward(self, layout: Layout, image_prompts: list[Tensor] | None, level_sizes: list[tuple[int, int]],
                 pooled_pixel: list[Tensor] | None, tokens: Tensor, pixel_embed: nn.Module,
-                deep_supervision: bool = False, pixel: Tensor | None = None) -> InterfaceState:
+                deep_supervision: bool = False, pixel: Tensor | None = None,
+                level_tokens: Sequence[tuple[slice, Sequence[Tensor]]] = (),
+                token_positions: Tensor | None = None) -> InterfaceState:
         """``image_prompts[l]`` (B, h_l*w_l, D) and ``pooled_pixel[l]`` (B, mask_dim, h_l*w_l) — the
         pixel embeddings averaged onto level l, for mask-guided attention; None without an image.
         ``pixel`` (B, mask_dim, H/4, W/4): the stride-4 pixel embeddings, which the "bilinear"
         attention-mask setting resizes mask logits from. ``tokens`` (B or 1, T, D); ``pixel_embed``
-        maps query states to pixel embeddings."""
+        maps query states to pixel embeddings. ``level_tokens``: (token slice, one (B, n, D) tensor
+        per level) for tokens re-read at every layer from its level (value and position);
+        ``token_positions`` (B, T, D): the tokens' positional part when the "initial" setting is
+        on (default: their initial value)."""
         settings = self.settings
         batch = image_prompts[0].shape[0] if image_prompts else tokens.shape[0]
         tokens = tokens.expand(batch, -1, -1)
-        token_pos = tokens if settings.token_positions == "initial" else None
+        token_pos = None
+        if settings.token_positions == "initial":
+            token_pos = tokens if token_positions is None else token_positions.expand(batch, -1, -1)
         index = layout.query_pool_index
         queries = self.query_feat(index).unsqueeze(0).expand(batch, -1, -1)
         query_pos = self.query_pos(index).unsqueeze(0).expand(batch, -1, -1)
@@ -179,6 +187,11 @@ class FindInterface(nn.Module):
         intermediate = [queries] if deep_supervision else []
         for i, layer in enumerate(self.layers):
             level = i % num_levels
+            if level_tokens:  # re-read from this layer's level; their position is their value
+                tokens, token_pos = tokens.clone(), (tokens if token_pos is None else token_pos).clone()
+                for rows, per_level in level_tokens:
+                    tokens[:, rows] = per_level[level].expand(batch, -1, -1)
+                    token_pos[:, rows] = per_level[level].expand(batch, -1, -1)
             if image_prompts:
                 image, pos = image_prompts[level], positions[level].unsqueeze(0)
                 mask = torch.cat([image_mask(queries, level), content_tokens], dim=-1)

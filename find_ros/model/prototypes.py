@@ -29,6 +29,8 @@ PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens")
 QUERY_INITS = ("object", "global")
 QUERY_OUTPUTS = ("semantic", "pixel")
 READOUT_KINDS = ("panoptic", "match", "similarity", "none")
+READOUT_SCORES = ("cosine", "dot")
+MASK_RESIZES = ("model", "direct_bicubic_antialias", "bicubic")
 
 _EDGE = re.compile(r"^\s*([qp])\.(\w+)\s*(<->|<-)\s*([qp])\.(\w+)\s*$")
 
@@ -69,6 +71,14 @@ class ReadoutSpec:
     kind: str
     proposals: str | None = None
     targets: str | None = None
+    # Match scores: "cosine" (scaled cosine; image-region targets in pixel space against their
+    # reference) or "dot": the authors' raw dot products of the target queries' own outputs,
+    # pixel embeddings for visual targets and semantic ones for text targets.
+    score: str = "cosine"
+    # Mask logits to the original size: "model" (the model's DecoderSettings.final_mask_resize after a
+    # bilinear step to the network input), "direct_bicubic_antialias" (straight from stride 4,
+    # the authors' interleave demo) or "bicubic" (bicubic twice, no antialias: their interactive demo).
+    mask_resize: str = "model"
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,8 @@ class TaskPrototype:
                         fail(f"conditional edge {text!r}: image prompts take part in content attention only")
         if self.readout.kind not in READOUT_KINDS:
             fail(f"readout kind {self.readout.kind!r} not in {READOUT_KINDS}")
+        if self.readout.score not in READOUT_SCORES or self.readout.mask_resize not in MASK_RESIZES:
+            fail(f"readout score must be one of {READOUT_SCORES} and mask_resize one of {MASK_RESIZES}")
         for role in ("proposals", "targets"):
             name = getattr(self.readout, role)
             if self.readout.kind != "none" and name not in queries:
@@ -346,7 +358,7 @@ register_prototype(TaskPrototype(
     conditional=(),
     conditional_unindexed=("p.spatial <-> p.spatial", "q.segment <-> q.segment", "q.spatial <-> q.spatial",
                            "q.segment <- p.spatial"),
-    readout=ReadoutSpec("match", proposals="segment", targets="spatial"),
+    readout=ReadoutSpec("match", proposals="segment", targets="spatial", score="dot", mask_resize="bicubic"),
 ), prototype_set=OFFICIAL)
 
 register_prototype(TaskPrototype(
@@ -359,7 +371,8 @@ register_prototype(TaskPrototype(
     conditional=(),
     conditional_unindexed=("p.interleave <-> p.interleave", "q.entity <-> q.entity", "q.interleave <-> q.interleave",
                            "q.entity <- p.interleave"),
-    readout=ReadoutSpec("match", proposals="entity", targets="interleave"),
+    readout=ReadoutSpec("match", proposals="entity", targets="interleave", score="dot",
+                        mask_resize="direct_bicubic_antialias"),
 ), prototype_set=OFFICIAL)
 
 register_prototype(TaskPrototype(

@@ -73,8 +73,10 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     logits (0: pixel only, as trained). ``predictions`` may be any layer's (deep supervision)."""
     spec = output.prototype.readout
     proposal_semantic = predictions.semantic[spec.proposals][index]
-    logits = heads.similarity(predictions.semantic[spec.targets][index], proposal_semantic)
     targets = match_targets(output)
+    if spec.score == "dot":
+        return dot_logits(predictions, spec.proposals, spec.targets, index, targets)
+    logits = heads.similarity(predictions.semantic[spec.targets][index], proposal_semantic)
     if targets is None or targets.pixel_refs is None or targets.has_pixel_ref is None \
             or not bool(targets.has_pixel_ref.any()):
         return logits
@@ -83,6 +85,34 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     if semantic_blend:
         pixel_logits = (1.0 - semantic_blend) * pixel_logits + semantic_blend * logits
     return torch.where(targets.has_pixel_ref[:, None], pixel_logits, logits)
+
+
+def dot_logits(predictions: Predictions, proposals: str, targets_name: str, index: int,
+               targets: TokenSet | None) -> Tensor:
+    """(G, P) raw dot products (the authors' interleave and interactive read-outs): a visual
+    target's pixel embedding with the proposals' pixel embeddings, a text target's semantic
+    embedding with the proposals' semantic embeddings."""
+    semantic = predictions.semantic[targets_name][index] @ predictions.semantic[proposals][index].T
+    visual = targets.has_pixel_ref if targets is not None and targets.has_pixel_ref is not None else None
+    if visual is None or not bool(visual.any()):
+        return semantic
+    pixel = predictions.pixel[targets_name][index] @ predictions.pixel[proposals][index].T
+    return torch.where(visual[:, None], pixel, semantic)
+
+
+def resize_chosen(mask_logits: Tensor, image: ImageEmbeddings, index: int, how: str, final: str) -> Tensor:
+    """Chosen mask logits (N, H/4, W/4) → (N, H, W) by a read-out's ``mask_resize``."""
+    size = image.image_sizes[index]
+    if how == "direct_bicubic_antialias":
+        rh, rw = image.resized_sizes[index]
+        cells = (-(-rh // 4), -(-rw // 4))  # the stride-4 cells the image covers
+        x = mask_logits[None, :, : cells[0], : cells[1]].float()
+        return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)[0]
+    if how == "bicubic":
+        rh, rw = image.resized_sizes[index]
+        x = F.interpolate(mask_logits[None].float(), size=image.input_size, mode="bicubic", align_corners=False)
+        return F.interpolate(x[..., :rh, :rw], size=size, mode="bicubic", align_corners=False)[0]
+    return upsample_masks(mask_logits, image, index, final)
 
 
 def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
@@ -103,8 +133,8 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
         probs = logits.softmax(-1)
         chosen = logits.argmax(-1)
-        masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b,
-                               (decoder or DecoderSettings()).final_mask_resize) > 0
+        masks = resize_chosen(preds.masks[spec.proposals][b][chosen], output.image, b, spec.mask_resize,
+                              (decoder or DecoderSettings()).final_mask_resize) > 0
         entities = [
             EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
                        proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
