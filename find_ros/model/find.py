@@ -68,6 +68,7 @@ from find_ros.model.interface import FindInterface, InterfaceState
 from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
 from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
+from find_ros.model import sampler as sampler_module
 from find_ros.model.sampler import EmbeddingSampler
 from find_ros.model.text_budget import TextBudget
 
@@ -263,6 +264,8 @@ class FindModel(nn.Module):
         layout = TextBudget(self.language_encoder.tokenizer, self.language_encoder.token_limit(self.config.max_text_tokens),
                             self.config.placeholder_word).check(parsed)
         encoding = self.language_encoder([layout.text], self.config.max_text_tokens)
+        if self.config.decoder.point_samples:
+            return self._sampled_instruction(parsed, layout, encoding, visuals)
         with self._autograd() as grad:
             encoding = self._text_from_frozen(encoding, grad)
             tokens = torch.zeros(len(visuals), self.config.hidden_dim, device=self.device, dtype=self.dtype)
@@ -279,6 +282,42 @@ class FindModel(nn.Module):
                 tokens, pixels = tokens.index_copy(0, torch.tensor(regions, device=self.device), t.to(self.dtype)), \
                     pixels.index_copy(0, torch.tensor(regions, device=self.device), p.to(self.dtype))
             return self.sampler.interleave(parsed, layout, encoding, tokens, pixels)
+
+    def _sampled_instruction(self, parsed: ParsedInstruction, layout: Any, encoding: TextEncoding,
+                             visuals: Sequence[np.ndarray | RegionRef]) -> InstructionEmbeddings:
+        """The authors' instruction: legend tokens, and each visual entity's point samples from the
+        image it points into (a region's frame, or the crop itself: their cross-image path)."""
+        with self._autograd() as grad:
+            encoding = self._text_from_frozen(encoding, grad)
+            image_row = self.config.num_object_queries  # the image query's row of the query pool
+            tokens, positions, groups = sampler_module.legend_tokens(
+                parsed, layout, self.sampler.text_tokens(encoding)[0], encoding,
+                self.interface.query_feat.weight[image_row], self.interface.query_pos.weight[image_row])
+            empty = [parsed.entities[e].label for e in range(len(parsed.entities)) if not groups[e].any()]
+            if empty:
+                raise ValueError(f"entities {empty} have no tokens (beyond the language model's token limit?)")
+            crops = [k for k, v in enumerate(visuals) if isinstance(v, np.ndarray)]
+            crop_images = self._encode_images([visuals[k] for k in crops], self.config.crop_size) if crops else None
+            sources = []
+            for e, entity in enumerate(parsed.entities):
+                if entity.visual_index is None:
+                    continue
+                visual = visuals[entity.visual_index]
+                if isinstance(visual, RegionRef):
+                    prompt = SpatialPrompt("mask", np.asarray(visual.mask)) if visual.mask is not None else \
+                        SpatialPrompt("box", np.asarray(visual.box, dtype=np.float64))
+                    image, index = visual.image, visual.index
+                else:
+                    image, index = crop_images, crops.index(entity.visual_index)
+                    height, width = visual.shape[:2]
+                    prompt = SpatialPrompt("box", np.array([0.0, 0.0, width, height]))
+                sources.append((e, image, index, point_sampling.prompt_mask(prompt, image, index)))
+            samples = point_sampling.entity_samples(
+                self.point_sampling, sources, self.sampler.image_prompts, len(parsed.entities),
+                [e.label for e in parsed.entities], self.sampler.indicator.weight.flip(0)) if sources else None
+            refs = tokens.new_zeros(len(parsed.entities), self.config.mask_dim)
+            return InstructionEmbeddings(parsed, tokens, groups, tuple(e.is_visual for e in parsed.entities), refs,
+                                         positions, samples)
 
     def pool_segments(self, image: ImageEmbeddings, masks: np.ndarray | Tensor, index: int = 0) -> Tensor:
         """One embedding per (H, W) mask of image ``index`` (original size): the same region
@@ -312,12 +351,14 @@ class FindModel(nn.Module):
             if image is None:
                 raise ValueError(f"prompt {name!r}: spatial prompts need image embeddings")
             return self.encode_spatial(image, value)
-        if source == "interleave":
+        if source in ("interleave", "samples"):
             items = [value] if isinstance(value, InstructionEmbeddings) else as_sequence(value, f"prompt {name!r}")
             if any(not isinstance(i, InstructionEmbeddings) for i in items):
                 raise ValueError(f"prompt {name!r} takes InstructionEmbeddings from encode_instruction")
             if not items:
                 return TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
+            if source == "samples":
+                return TokenSet.cat([i.sample_set() for i in items])
             return TokenSet.cat([i.token_set(group_by) for i in items])
         raise ValueError(f"prompt {name!r} ({source}) takes a TokenSet, got {type(value).__name__}")
 
@@ -337,7 +378,7 @@ class FindModel(nn.Module):
         """The interface part of :meth:`run` (no final heads): for timing and custom heads."""
         proto = get_prototype(task, self.config.decoder.prototype_set)
         image_spec = proto.image_prompt
-        names = {p.name for p in proto.token_prompts}
+        names = {p.name for p in proto.token_prompts if p.samples_of is None}
         unknown = sorted(set(prompts) - names - ({image_spec.name} if image_spec else set()))
         if unknown:
             raise ValueError(f"task {task!r} has no prompt(s) {', '.join(unknown)}; it takes {', '.join(sorted(names))}")
@@ -353,7 +394,7 @@ class FindModel(nn.Module):
         if deep_supervision is None:
             deep_supervision = self.training
         with self._autograd():
-            sets = {p.name: self._prompt(p.name, p.source, p.group_by, prompts[p.name], image_embeddings)
+            sets = {p.name: self._prompt(p.name, p.source, p.group_by, prompts[p.samples_of or p.name], image_embeddings)
                     for p in proto.token_prompts}
             batch = image_embeddings.batch_size if image_embeddings is not None else 1
             for name, s in sets.items():
@@ -454,7 +495,7 @@ class FindModel(nn.Module):
         both retrieval tasks give the same vector; ``task`` picks whose prototype runs."""
         proto = get_prototype(task, self.config.decoder.prototype_set)
         empty = TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
-        out = self.run(task, image, **{p.name: empty for p in proto.token_prompts})
+        out = self.run(task, image, **{p.name: empty for p in proto.token_prompts if p.samples_of is None})
         return F.normalize(out.predictions.semantic[proto.readout.proposals][:, 0].float(), dim=-1)
 
     def embed_captions(self, captions: Sequence[str]) -> Tensor:

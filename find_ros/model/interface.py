@@ -80,11 +80,20 @@ class InterfaceLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, queries: Tensor, query_pos: Tensor, tokens: Tensor, image: Tensor, image_pos: Tensor,
-                content_mask: Tensor, conditional_mask: Tensor, token_pos: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``token_pos``: the tokens' positional part (None: zero)."""
+                content_mask: Tensor, conditional_mask: Tensor, token_pos: Tensor | None = None,
+                token_rows: Tensor | None = None, token_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``token_pos``: the tokens' positional part (None: zero). ``token_rows`` (n,) long: tokens
+        that take part in content attention as rows, under ``token_mask`` (B, n, image + T)."""
         keys = torch.cat([image + image_pos, tokens if token_pos is None else tokens + token_pos], dim=1)
         values = torch.cat([image, tokens], dim=1)
+        if token_rows is not None:  # from the same states as the queries' attention, then both update
+            rows = tokens[:, token_rows]
+            rows_pos = rows if token_pos is None else rows + token_pos[:, token_rows]
+            rows = self.norm_content(rows + self.drop(self.content(rows_pos, keys, values, token_mask)))
         queries = self.norm_content(queries + self.drop(self.content(queries + query_pos, keys, values, content_mask)))
+        if token_rows is not None:
+            tokens = tokens.clone()
+            tokens[:, token_rows] = rows
         seq = torch.cat([tokens, queries], dim=1)
         pos = torch.cat([torch.zeros_like(tokens) if token_pos is None else token_pos, query_pos], dim=1)
         mask = conditional_mask.unsqueeze(0).expand(seq.shape[0], -1, -1)
@@ -184,20 +193,29 @@ class FindInterface(nn.Module):
                 allowed = allowed & (on | ~guided)
             return allowed
 
+        token_rows = None
+        if layout.token_content_rows is not None and bool(layout.token_content_rows.any()):
+            token_rows = layout.token_content_rows.nonzero().flatten()
         intermediate = [queries] if deep_supervision else []
         for i, layer in enumerate(self.layers):
             level = i % num_levels
             if level_tokens:  # re-read from this layer's level; their position is their value
                 tokens, token_pos = tokens.clone(), (tokens if token_pos is None else token_pos).clone()
                 for rows, per_level in level_tokens:
-                    tokens[:, rows] = per_level[level].expand(batch, -1, -1)
-                    token_pos[:, rows] = per_level[level].expand(batch, -1, -1)
+                    current = per_level[min(level, len(per_level) - 1)].expand(batch, -1, -1)
+                    tokens[:, rows] = current
+                    token_pos[:, rows] = current
             if image_prompts:
                 image, pos = image_prompts[level], positions[level].unsqueeze(0)
                 mask = torch.cat([image_mask(queries, level), content_tokens], dim=-1)
             else:
                 image, pos, mask = empty, empty, content_tokens
-            queries, tokens = layer(queries, query_pos, tokens, image, pos, mask, layout.conditional, token_pos)
+            token_mask = None
+            if token_rows is not None:
+                token_mask = torch.cat([layout.token_content[token_rows].new_zeros(len(token_rows), image.shape[1]),
+                                        layout.token_content[token_rows]], dim=-1).unsqueeze(0).expand(batch, -1, -1)
+            queries, tokens = layer(queries, query_pos, tokens, image, pos, mask, layout.conditional, token_pos,
+                                    token_rows, token_mask)
             if deep_supervision and i < len(self.layers) - 1:
                 intermediate.append(queries)
         return InterfaceState(layout=layout, queries=queries, tokens=tokens, intermediate=intermediate)

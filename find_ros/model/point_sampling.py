@@ -11,7 +11,7 @@ their tokens under decoder style "official".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -143,3 +143,28 @@ def spatial_samples(weights: PointSamplingWeights, image: ImageEmbeddings, image
     return TokenSet(per_level[0], groups, tuple(f"object {g}" for g in group_ids),
                     per_level[0].new_zeros(1, count, 1), torch.ones(count, dtype=torch.bool, device=image.device),
                     per_level=per_level)
+
+
+def entity_samples(weights: PointSamplingWeights, sources: Sequence[tuple[int, ImageEmbeddings, int, Tensor]],
+                   image_prompts: Callable[[ImageEmbeddings], list[Tensor]], num_entities: int,
+                   labels: Sequence[str], indicator: Tensor) -> TokenSet:
+    """The authors' visual-entity tokens: point samples of each source ``(entity, image, index,
+    mask over that image's padded input)``, entities in order, at most MAX_SAMPLES over all of
+    them, each read from its own image (the authors' refint path; a same-image stroke is the case
+    where that image is the one grounded). ``image_prompts`` gives an image's level features with
+    the level embedding. One group per entity."""
+    points = choose(torch.cat([torch.cat([torch.full_like(p[:, :1], entity), p[:, 1:]], dim=1)
+                               for entity, p in ((e, candidates(mask[None])) for e, _, _, mask in sources)]))
+    samples: list[list[Tensor]] = []
+    owners = []
+    for entity, image, index, _ in sources:
+        mine = points[points[:, 0] == entity]
+        level_sizes = [tuple(level.shape[-2:]) for level in image.levels]
+        positive = torch.ones(len(mine), dtype=torch.bool, device=mine.device)
+        samples.append(point_tokens(weights, image_prompts(image), level_sizes, index, mine, image.input_size,
+                                    positive, indicator))
+        owners.append(torch.full((len(mine),), entity, device=mine.device))
+    per_level = tuple(torch.cat([s[level] for s in samples])[None] for level in range(len(samples[0])))
+    owner = torch.cat(owners)
+    groups = owner[None, :] == torch.arange(num_entities, device=owner.device)[:, None]
+    return TokenSet(per_level[0], groups, tuple(labels), per_level=per_level)

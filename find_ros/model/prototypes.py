@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens")
+PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens", "samples")
 QUERY_INITS = ("object", "global")
 QUERY_OUTPUTS = ("semantic", "pixel")
 READOUT_KINDS = ("panoptic", "match", "similarity", "none")
@@ -45,6 +45,9 @@ class PromptSpec:
     name: str
     source: str
     group_by: str = "item"
+    # Source "samples": the visual entities' point samples of the instruction given for prompt
+    # ``samples_of`` (no argument of its own), grouped, and indexed, by that prompt's entities.
+    samples_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,11 @@ class TaskPrototype:
         for p in self.prompts:
             if p.source not in PROMPT_SOURCES:
                 fail(f"prompt {p.name!r}: source {p.source!r} not in {PROMPT_SOURCES}")
-            if p.group_by not in ("item", "entity") or (p.group_by == "entity" and p.source != "interleave"):
+            if p.group_by not in ("item", "entity") or (p.group_by == "entity" and p.source not in ("interleave", "samples")):
                 fail(f"prompt {p.name!r}: group_by 'entity' is for interleave prompts; otherwise 'item'")
+            if (p.source == "samples") != (p.samples_of is not None) or (
+                    p.samples_of is not None and (p.samples_of not in prompts or prompts[p.samples_of].source != "interleave")):
+                fail(f"prompt {p.name!r}: a 'samples' prompt names the interleave prompt it samples (samples_of)")
         if sum(p.source == "image" for p in self.prompts) > 1:
             fail("at most one image prompt")
         if not self.queries:
@@ -124,8 +130,8 @@ class TaskPrototype:
                 fail(f"query {q.name!r}: pooled_from must name an object query set")
         for text in self.content:
             for dst, src in self._parse(text, prompts, queries):
-                if dst[0] != "q" or src[0] != "p":
-                    fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>'")
+                if src[0] != "p" or (dst[0] == "p" and (prompts[dst[1]].source == "image" or prompts[src[1]].source == "image")):
+                    fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>' or 'p.<tokens> <- p.<tokens>'")
         for text in self.conditional + self.conditional_unindexed:
             for dst, src in self._parse(text, prompts, queries):
                 for side in (dst, src):
@@ -169,7 +175,13 @@ class TaskPrototype:
     def content_edges(self) -> list[tuple[str, str]]:
         """(query, prompt) pairs: the query attends to the prompt in content attention."""
         prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
-        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries)]
+        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries) if d[0] == "q"]
+
+    def token_content_edges(self) -> list[tuple[str, str]]:
+        """(prompt, prompt) pairs: the first prompt's tokens attend the second's in content
+        attention (the authors' legend tokens attend their entities' point samples)."""
+        prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
+        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries) if d[0] == "p"]
 
     def conditional_edges(self, indexed: bool = True) -> list[tuple[tuple[str, str], tuple[str, str]]]:
         """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p':
@@ -364,13 +376,18 @@ register_prototype(TaskPrototype(
 register_prototype(TaskPrototype(
     name="interleave_grounding",
     description="one mask per entity of an interleaved instruction (the authors' graph)",
-    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="entity")),
+    # "interleave" holds the legend tokens (the sentence's tokens, a visual entity's carrying the
+    # image query), "samples" the visual entities' point samples.
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="entity"),
+             PromptSpec("samples", "samples", group_by="entity", samples_of="interleave")),
     queries=(QuerySpec("entity", "object", outputs=("semantic", "pixel")),
+             QuerySpec("legend", "global"),
              QuerySpec("interleave", "global", per_group_of="interleave", outputs=("semantic", "pixel"))),
-    content=("q.entity <- p.image", "q.interleave <- p.interleave"),
+    content=("q.entity <- p.image", "q.interleave <- p.interleave", "q.legend <- p.interleave",
+             "p.interleave <- p.samples"),
     conditional=(),
     conditional_unindexed=("p.interleave <-> p.interleave", "q.entity <-> q.entity", "q.interleave <-> q.interleave",
-                           "q.entity <- p.interleave"),
+                           "q.legend <-> q.legend", "q.entity <- p.interleave", "p.samples <-> p.samples"),
     readout=ReadoutSpec("match", proposals="entity", targets="interleave", score="dot",
                         mask_resize="direct_bicubic_antialias"),
 ), prototype_set=OFFICIAL)
@@ -410,6 +427,11 @@ class Layout:
     content_image: Tensor  # (Q,) bool
     mask_guided: Tensor  # (Q,) bool
     conditional: Tensor  # (T+Q, T+Q) bool
+    # token_content[i, j]: token i attends token j in content attention; token_content_rows[i]:
+    # token i takes part in content attention at all (a row that then sees nothing gets the
+    # empty-row result). All False in our own prototypes.
+    token_content: Tensor | None = None  # (T, T) bool
+    token_content_rows: Tensor | None = None  # (T,) bool
 
     @property
     def num_tokens(self) -> int:
@@ -456,7 +478,8 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
     def membership(kind: str, name: str) -> tuple[str | None, Tensor | None]:
         if kind == "p":
             groups = token_groups[name].to(torch.bool)
-            return name, groups.T
+            spec = next(p for p in prototype.prompts if p.name == name)
+            return spec.samples_of or name, groups.T
         spec = next(q for q in prototype.queries if q.name == name)
         if spec.per_group_of is None:
             return None, None
@@ -484,6 +507,11 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
             content_image[rows] = True
         else:
             content_tokens[rows, token_slices[pname]] = block(("q", qname), ("p", pname))
+    token_content = torch.zeros(num_tokens, num_tokens, dtype=torch.bool)
+    token_content_rows = torch.zeros(num_tokens, dtype=torch.bool)
+    for dname, sname in prototype.token_content_edges():
+        token_content[token_slices[dname], token_slices[sname]] = block(("p", dname), ("p", sname))
+        token_content_rows[token_slices[dname]] = True
     pixel_queries = torch.zeros(num_queries, dtype=torch.bool)
     for q in prototype.queries:
         if "pixel" in q.outputs:
@@ -511,4 +539,6 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
         content_image=content_image.to(device),
         mask_guided=(content_image & pixel_queries).to(device),
         conditional=conditional.to(device),
+        token_content=token_content.to(device),
+        token_content_rows=token_content_rows.to(device),
     )

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from find_ros.model import FindModel
 from find_ros.model.convert import import_find
-from find_ros.model.readout import class_logits, match_logits, semantic_scores, upsample_masks
+from find_ros.model.readout import class_logits, match_logits, resize_chosen, semantic_scores, upsample_masks
 
 from .conftest import atol, golden_meta, language_dir, network_input
 
@@ -171,3 +171,98 @@ def test_retrieval(official: FindModel, goldens: Goldens, fixture_dir: Path) -> 
     goldens.close("retrieval/similarity", torch.as_tensor(result.similarity))
     assert torch.allclose(official.embed_captions(captions), torch.nn.functional.normalize(
         out.predictions.semantic["caption"][0].float(), dim=-1), atol=1e-6)
+
+
+def _mask(directory: Path, name: str) -> np.ndarray:
+    return network_input(directory, Path(name).name)[..., 0] > 127
+
+
+def test_interactive(official: FindModel, goldens: Goldens, fixture_dir: Path) -> None:
+    """Two strokes in one call: point samples through mask_sptial_embed, raw dot read-out."""
+    from find_ros.model.embeddings import SpatialPrompt
+
+    image = official.encode_image(network_input(fixture_dir))
+    prompts = [SpatialPrompt("mask", _mask(fixture_dir, p["mask"]), group=i)
+               for i, p in enumerate(goldens.prompts["interactive"]["prompts"])]
+    with torch.no_grad():
+        out = official.run("interactive_segmentation", image, spatial=prompts)
+    preds = out.predictions
+    goldens.close("interactive/pred_smaskembs", preds.pixel["segment"][0])
+    goldens.close("interactive/pred_pspatials", preds.pixel["spatial"][0])
+    goldens.close("interactive/pred_smasks", preds.masks["segment"][0])
+    goldens.close("interactive/logits", match_logits(official.heads, out, preds).T)
+    results = official.segment_interactive(image, prompts)[0]
+    chosen = [e.proposal for e in results.entities]
+    goldens.equal("interactive/chosen", torch.tensor(chosen))
+    goldens.close("interactive/prev_mask", preds.masks["segment"][0][chosen])
+    for entity, golden in zip(results.entities, goldens["interactive/mask"]):
+        assert np.array_equal(entity.mask, golden.numpy().astype(bool))
+
+
+def _interleave_outputs(goldens: Goldens, task: str, out, heads) -> None:
+    preds = out.predictions
+    for name, value in (("pred_imaskembs", preds.pixel["entity"][0]), ("pred_interleave_objects", preds.semantic["entity"][0]),
+                        ("pred_entity_pixel", preds.pixel["interleave"][0]), ("pred_entity_class", preds.semantic["interleave"][0]),
+                        ("pred_imasks", preds.masks["entity"][0]), ("pred_interleave_image", preds.semantic["legend"][0])):
+        if f"{task}/{name}" in goldens:
+            goldens.close(f"{task}/{name}", value)
+    goldens.close(f"{task}/logits", match_logits(heads, out, preds).T)
+
+
+def _instruction(spec: dict) -> str:
+    """The prompt's sentence in our grammar: text entities in brackets, visual ones as <k>."""
+    text, pieces, at, visual = spec["sentence"], [], 0, 0
+    for entity in sorted(spec["entities"], key=lambda e: e["start"]):
+        pieces.append(text[at:entity["start"]])
+        if entity["type"] == "visual":
+            pieces.append(f"<{visual}>")
+            visual += 1
+        else:
+            pieces.append(f"[{text[entity['start']:entity['end']]}]")
+        at = entity["end"]
+    return "".join(pieces) + text[at:]
+
+
+def test_interleave_same_image(official: FindModel, goldens: Goldens, fixture_dir: Path) -> None:
+    """A text entity and a stroke on the grounded image; "[INTERACTIVE]" tokens stay in the sentence."""
+    from find_ros.model.embeddings import RegionRef
+
+    spec = goldens.prompts["interleave"]
+    image = official.encode_image(network_input(fixture_dir))
+    strokes = [RegionRef(image, mask=_mask(fixture_dir, e["stroke_mask"])) for e in spec["entities"] if e["type"] == "visual"]
+    instruction = official.encode_instruction(_instruction(spec), strokes)
+    goldens.equal("interleave/entity_to_tokens", instruction.entity_groups)
+    with torch.no_grad():
+        out = official.run("interleave_grounding", image, interleave=instruction)
+    _interleave_outputs(goldens, "interleave", out, official.heads)
+    results = official.ground(image, instruction)[0]
+    chosen = [e.proposal for e in results.entities]
+    goldens.equal("interleave/chosen", torch.tensor(chosen))
+    goldens.close("interleave/mask", resize_chosen(out.predictions.masks["entity"][0][chosen], image, 0,
+                                                   "direct_bicubic_antialias", "bilinear"))
+    for entity, golden in zip(results.entities, goldens["interleave/mask"]):
+        assert np.array_equal(entity.mask, golden.numpy() > 0)
+
+
+def test_interleave_entity_from_another_image(official: FindModel, goldens: Goldens, fixture_dir: Path) -> None:
+    """refint: the visual entity's samples come from image B's features; grounding runs on A."""
+    from find_ros.model.embeddings import RegionRef
+
+    spec = goldens.prompts["refint"]
+    files = goldens.prompts["images"]
+    target = official.encode_image(network_input(fixture_dir, Path(files[spec["target_image"]]["file"]).name))
+    strokes = [RegionRef(official.encode_image(network_input(fixture_dir, Path(files[e["source_image"]]["file"]).name)),
+                         mask=_mask(fixture_dir, e["stroke_mask"])) for e in spec["entities"] if e["type"] == "visual"]
+    instruction = official.encode_instruction(_instruction(spec), strokes)
+    goldens.equal("refint/entity_to_tokens", instruction.entity_groups)
+    for level, samples in enumerate(instruction.samples.per_level):
+        kept = goldens[f"refint/ref_tokens_masking_level{level}"] == 0  # the text entity's placeholder row is masked
+        goldens.tensors[f"refint/ref_tokens_level{level}"] = goldens[f"refint/ref_tokens_level{level}"][kept]
+        goldens.close(f"refint/ref_tokens_level{level}", samples[0])
+    with torch.no_grad():
+        out = official.run("interleave_grounding", target, interleave=instruction)
+    _interleave_outputs(goldens, "refint", out, official.heads)
+    chosen = [e.proposal for e in official.ground(target, instruction)[0].entities]
+    goldens.equal("refint/chosen", torch.tensor(chosen))
+    masks = upsample_masks(out.predictions.masks["entity"][0][chosen], target, 0, "bilinear")  # the demo's resize
+    assert np.array_equal(masks.sigmoid().numpy() > 0.5, goldens["refint/mask"].numpy().astype(bool))
