@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from find_ros.model.presence import PresenceSettings
+from find_ros.model.decoder_style import DECODER_STYLES, DecoderSettings, decoder_settings
 from find_ros.model.results import SegmentationSettings
 
 _READ_OUT = SegmentationSettings()
@@ -75,6 +76,9 @@ class FindConfig:
     # (PresenceSettings.to_dict: per entity kind the logistic weights and bias, the threshold, how it
     # was calibrated). None: the uncalibrated fallback of find_ros.model.presence.
     presence: dict[str, Any] | None = None
+    # The numerics of interface, heads and read-outs (find_ros.model.decoder_style): "find_ros"
+    # (our own models) or "official" (a converted release of the authors' FIND).
+    decoder_style: str = "find_ros"
     # Where converted weights came from (find-ros import-find): file name, SHA-256, variant.
     source: dict[str, Any] | None = None
     # False until a training run saved these weights: surfaces print UNTRAINED when it is False.
@@ -89,6 +93,8 @@ class FindConfig:
                      "max_text_tokens", "max_class_tokens"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1")
+        if self.decoder_style not in DECODER_STYLES:
+            problems.append(f"decoder_style {self.decoder_style!r} is not one of {', '.join(DECODER_STYLES)}")
         if self.neck not in NECKS:
             problems.append(f"neck {self.neck!r} is not one of {', '.join(NECKS)}")
         if int(self.neck_layers) < 0 or int(self.spatial_memories) < 0:
@@ -115,6 +121,10 @@ class FindConfig:
     def segmentation_settings(self) -> SegmentationSettings:
         return SegmentationSettings(object_threshold=float(self.object_mask_threshold),
                                     overlap_threshold=float(self.overlap_threshold), top_k=int(self.detections_per_image))
+
+    @property
+    def decoder(self) -> DecoderSettings:
+        return decoder_settings(self.decoder_style)
 
     @property
     def num_queries(self) -> int:

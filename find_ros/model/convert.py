@@ -60,6 +60,8 @@ VISION_FILE, MODEL_FILE = "vision", "model"
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 RELEASED_INPUT_SIZE = 640  # the "x640" of the released file names
+# The literal phrase of a visual entity in the authors' instructions; its tokens stay in the sentence.
+OFFICIAL_PLACEHOLDER = "[INTERACTIVE]"
 
 
 class CheckpointMismatch(ValueError):
@@ -357,7 +359,7 @@ def find_config(layout: OfficialLayout, settings: OfficialSettings, language_mod
         max_class_tokens=int(settings.class_token_length), neck=NECK_NAME, neck_layers=layout.encoder_layers,
         spatial_memories=layout.spatial_memories, object_mask_threshold=float(settings.object_mask_threshold),
         overlap_threshold=float(settings.overlap_threshold), detections_per_image=int(settings.detections_per_image),
-        trained=True, source=provenance,
+        decoder_style="official", placeholder_word=OFFICIAL_PLACEHOLDER, trained=True, source=provenance,
     )
 
 

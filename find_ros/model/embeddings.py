@@ -71,7 +71,11 @@ class TokenSet:
     token j belongs to group g (groups may overlap). A query declared ``per_group_of`` this prompt
     gets one query per group and sees only that group's tokens. ``pixel_refs`` (B, G, mask_dim) with
     ``has_pixel_ref`` (G,): a pixel-space reference for groups that are image regions (visual
-    entities), which grounding matches against proposals' pixel embeddings.
+    entities), which grounding matches against proposals' pixel embeddings. ``per_level`` (one
+    (B, N, D) tensor per feature level): tokens the interface takes afresh at each layer from that
+    layer's level instead of carrying them on (the authors' point samples; ``tokens`` is level 0's).
+    ``positions`` (B, N, D): the tokens' positional part where it is not their initial value (the
+    authors' legend tokens).
     """
 
     tokens: Tensor
@@ -79,6 +83,8 @@ class TokenSet:
     labels: tuple[str, ...]
     pixel_refs: Tensor | None = None
     has_pixel_ref: Tensor | None = None
+    per_level: tuple[Tensor, ...] | None = None
+    positions: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.tokens.dim() != 3:
@@ -120,7 +126,15 @@ class TokenSet:
                              torch.zeros(s.num_groups, dtype=torch.bool, device=s.tokens.device) for s in sets])
         else:
             has = None
-        return TokenSet(tokens, groups, tuple(label for s in sets for label in s.labels), refs, has)
+        per_level = None
+        if any(s.per_level is not None for s in sets):
+            levels = max(len(s.per_level) for s in sets if s.per_level is not None)
+            per_level = tuple(torch.cat([(s.per_level[min(l, len(s.per_level) - 1)] if s.per_level is not None else s.tokens)
+                                         .expand(batch, -1, -1) for s in sets], dim=1) for l in range(levels))
+        positions = None
+        if any(s.positions is not None for s in sets):
+            positions = torch.cat([(s.tokens if s.positions is None else s.positions).expand(batch, -1, -1) for s in sets], dim=1)
+        return TokenSet(tokens, groups, tuple(label for s in sets for label in s.labels), refs, has, per_level, positions)
 
 
 @dataclass
@@ -137,6 +151,11 @@ class InstructionEmbeddings:
     entity_groups: Tensor  # (E, T) bool
     entity_is_visual: tuple[bool, ...]
     pixel_refs: Tensor  # (E, mask_dim); zero rows for text entities
+    # The authors' instructions (decoder style "official"): the legend tokens' positional part
+    # (T, D), and the visual entities' point samples, taken from the image each entity points
+    # into (a frame region, or the crop itself), grouped by entity and re-read per level.
+    positions: Tensor | None = None
+    samples: TokenSet | None = None
 
     @property
     def entities(self) -> tuple[Entity, ...]:
@@ -149,11 +168,22 @@ class InstructionEmbeddings:
     def token_set(self, group_by: Literal["entity", "item"] = "entity") -> TokenSet:
         """Groups per entity (grounding) or one group for the whole instruction (retrieval)."""
         tokens = self.tokens.unsqueeze(0)
+        positions = None if self.positions is None else self.positions.unsqueeze(0)
         if group_by == "entity":
             return TokenSet(tokens, self.entity_groups, self.labels, self.pixel_refs.unsqueeze(0),
-                            torch.tensor(self.entity_is_visual, dtype=torch.bool, device=self.tokens.device))
+                            torch.tensor(self.entity_is_visual, dtype=torch.bool, device=self.tokens.device),
+                            positions=positions)
         groups = torch.ones(1, self.tokens.shape[0], dtype=torch.bool, device=self.tokens.device)
-        return TokenSet(tokens, groups, (self.instruction.text,))
+        return TokenSet(tokens, groups, (self.instruction.text,), positions=positions)
+
+    def sample_set(self) -> TokenSet:
+        """The point samples as a token set with one group per entity (none for text entities)."""
+        if self.samples is not None:
+            return self.samples
+        dim = self.tokens.shape[-1]
+        empty = self.tokens.new_zeros(1, 0, dim)
+        return TokenSet(empty, torch.zeros(len(self.entities), 0, dtype=torch.bool, device=self.tokens.device),
+                        self.labels, per_level=(empty,))
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: the fields hold tensors

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from find_ros.instructions import ParsedInstruction, parse_instruction
-from find_ros.model import checkpoint, readout
+from find_ros.model import checkpoint, point_sampling, readout
 from find_ros.model.config import FindConfig
 from find_ros.model.embeddings import (
     ImageEmbeddings,
@@ -70,6 +70,7 @@ from find_ros.model.parts import trainable_parts
 from find_ros.model.prototypes import TaskPrototype, build_layout, get_prototype
 from find_ros.model.presence import PresenceSettings
 from find_ros.model.results import GroundingResult, RetrievalResult, SegmentationResult, SegmentationSettings
+from find_ros.model import sampler as sampler_module
 from find_ros.model.sampler import EmbeddingSampler
 from find_ros.model.text_budget import TextBudget
 
@@ -231,7 +232,9 @@ class FindModel(nn.Module):
         sets = []
         if names:
             template = self.config.class_template if use_template else None
-            sets.append(self.encode_texts(names, template=template, max_tokens=self.config.max_class_tokens))
+            read = [strip_class_suffixes(n, self.config.decoder.class_suffixes) for n in names] if use_template else names
+            encoded = self.encode_texts(read, template=template, max_tokens=self.config.max_class_tokens)
+            sets.append(TokenSet(encoded.tokens, encoded.groups, tuple(names)))
         if visual:
             with self._autograd():
                 tokens = torch.stack([self.sampler.region_embeddings(v.regions)[0].mean(0) for v in visual])
@@ -268,6 +271,8 @@ class FindModel(nn.Module):
         layout = TextBudget(self.language_encoder.tokenizer, self.language_encoder.token_limit(self.config.max_text_tokens),
                             self.config.placeholder_word).check(parsed)
         encoding = self.language_encoder([layout.text], self.config.max_text_tokens)
+        if self.config.decoder.point_samples:
+            return self._sampled_instruction(parsed, layout, encoding, visuals)
         with self._autograd() as grad:
             encoding = self._text_from_frozen(encoding, grad)
             tokens = torch.zeros(len(visuals), self.config.hidden_dim, device=self.device, dtype=self.dtype)
@@ -285,6 +290,42 @@ class FindModel(nn.Module):
                     pixels.index_copy(0, torch.tensor(regions, device=self.device), p.to(self.dtype))
             return self.sampler.interleave(parsed, layout, encoding, tokens, pixels)
 
+    def _sampled_instruction(self, parsed: ParsedInstruction, layout: Any, encoding: TextEncoding,
+                             visuals: Sequence[np.ndarray | RegionRef]) -> InstructionEmbeddings:
+        """The authors' instruction: legend tokens, and each visual entity's point samples from the
+        image it points into (a region's frame, or the crop itself: their cross-image path)."""
+        with self._autograd() as grad:
+            encoding = self._text_from_frozen(encoding, grad)
+            image_row = self.config.num_object_queries  # the image query's row of the query pool
+            tokens, positions, groups = sampler_module.legend_tokens(
+                parsed, layout, self.sampler.text_tokens(encoding)[0], encoding,
+                self.interface.query_feat.weight[image_row], self.interface.query_pos.weight[image_row])
+            empty = [parsed.entities[e].label for e in range(len(parsed.entities)) if not groups[e].any()]
+            if empty:
+                raise ValueError(f"entities {empty} have no tokens (beyond the language model's token limit?)")
+            crops = [k for k, v in enumerate(visuals) if isinstance(v, np.ndarray)]
+            crop_images = self._encode_images([visuals[k] for k in crops], self.config.crop_size) if crops else None
+            sources = []
+            for e, entity in enumerate(parsed.entities):
+                if entity.visual_index is None:
+                    continue
+                visual = visuals[entity.visual_index]
+                if isinstance(visual, RegionRef):
+                    prompt = SpatialPrompt("mask", np.asarray(visual.mask)) if visual.mask is not None else \
+                        SpatialPrompt("box", np.asarray(visual.box, dtype=np.float64))
+                    image, index = visual.image, visual.index
+                else:
+                    image, index = crop_images, crops.index(entity.visual_index)
+                    height, width = visual.shape[:2]
+                    prompt = SpatialPrompt("box", np.array([0.0, 0.0, width, height]))
+                sources.append((e, image, index, point_sampling.prompt_mask(prompt, image, index)))
+            samples = point_sampling.entity_samples(
+                self.point_sampling, sources, self.sampler.image_prompts, len(parsed.entities),
+                [e.label for e in parsed.entities], self.sampler.indicator.weight.flip(0)) if sources else None
+            refs = tokens.new_zeros(len(parsed.entities), self.config.mask_dim)
+            return InstructionEmbeddings(parsed, tokens, groups, tuple(e.is_visual for e in parsed.entities), refs,
+                                         positions, samples)
+
     def pool_segments(self, image: ImageEmbeddings, masks: np.ndarray | Tensor, index: int = 0) -> Tensor:
         """One embedding per (H, W) mask of image ``index`` (original size): the same region
         embedding a visual entity gets, (N, embed_dim) — e.g. to link segments across images."""
@@ -298,7 +339,12 @@ class FindModel(nn.Module):
         prompts = as_sequence(prompts, "spatial prompts")
         if any(not isinstance(p, SpatialPrompt) for p in prompts):
             raise ValueError("spatial prompts must be SpatialPrompt objects")
+        if not prompts:
+            raise ValueError("no spatial prompts given")
         with self._autograd():
+            if self.config.decoder.point_samples:
+                return point_sampling.spatial_samples(self.point_sampling, image, self.sampler.image_prompts(image),
+                                                      prompts, self.sampler.indicator.weight.flip(0))
             return self.sampler.spatial(image, prompts)
 
     def _prompt(self, name: str, source: str, group_by: str, value: Any, image: ImageEmbeddings | None) -> TokenSet:
@@ -312,12 +358,14 @@ class FindModel(nn.Module):
             if image is None:
                 raise ValueError(f"prompt {name!r}: spatial prompts need image embeddings")
             return self.encode_spatial(image, value)
-        if source == "interleave":
+        if source in ("interleave", "samples"):
             items = [value] if isinstance(value, InstructionEmbeddings) else as_sequence(value, f"prompt {name!r}")
             if any(not isinstance(i, InstructionEmbeddings) for i in items):
                 raise ValueError(f"prompt {name!r} takes InstructionEmbeddings from encode_instruction")
             if not items:
                 return TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
+            if source == "samples":
+                return TokenSet.cat([i.sample_set() for i in items])
             return TokenSet.cat([i.token_set(group_by) for i in items])
         raise ValueError(f"prompt {name!r} ({source}) takes a TokenSet, got {type(value).__name__}")
 
@@ -335,9 +383,9 @@ class FindModel(nn.Module):
     def run_interface(self, task: str, image_embeddings: ImageEmbeddings | None, *,
                       deep_supervision: bool | None = None, **prompts: Any) -> TaskOutput:
         """The interface part of :meth:`run` (no final heads): for timing and custom heads."""
-        proto = get_prototype(task)
+        proto = get_prototype(task, self.config.decoder.prototype_set)
         image_spec = proto.image_prompt
-        names = {p.name for p in proto.token_prompts}
+        names = {p.name for p in proto.token_prompts if p.samples_of is None}
         unknown = sorted(set(prompts) - names - ({image_spec.name} if image_spec else set()))
         if unknown:
             raise ValueError(f"task {task!r} has no prompt(s) {', '.join(unknown)}; it takes {', '.join(sorted(names))}")
@@ -346,14 +394,14 @@ class FindModel(nn.Module):
             raise ValueError(f"task {task!r} needs prompt(s) {', '.join(missing)}")
         if image_embeddings is not None and not isinstance(image_embeddings, ImageEmbeddings):
             raise ValueError("image_embeddings must come from FindModel.encode_image (or be None)")
-        if image_embeddings is None and any("pixel" in q.outputs for q in proto.queries):
+        if image_embeddings is None and proto.readout.kind in ("match", "panoptic"):
             raise ValueError(f"task {task!r} predicts masks and needs image embeddings")
         if image_embeddings is not None and image_spec is None:
             raise ValueError(f"task {task!r} takes no image")
         if deep_supervision is None:
             deep_supervision = self.training
         with self._autograd():
-            sets = {p.name: self._prompt(p.name, p.source, p.group_by, prompts[p.name], image_embeddings)
+            sets = {p.name: self._prompt(p.name, p.source, p.group_by, prompts[p.samples_of or p.name], image_embeddings)
                     for p in proto.token_prompts}
             batch = image_embeddings.batch_size if image_embeddings is not None else 1
             for name, s in sets.items():
@@ -364,12 +412,18 @@ class FindModel(nn.Module):
             dim = self.config.hidden_dim
             tokens = torch.cat([sets[p.name].tokens.to(self.dtype).expand(batch, -1, -1) for p in proto.token_prompts],
                                dim=1) if sets else torch.zeros(batch, 0, dim, device=self.device, dtype=self.dtype)
+            level_tokens = [(layout.token_slices[n], s.per_level) for n, s in sets.items() if s.per_level is not None]
+            token_positions = torch.cat([(s.tokens if s.positions is None else s.positions).to(self.dtype).expand(batch, -1, -1)
+                                         for s in sets.values()], dim=1) \
+                if any(s.positions is not None for s in sets.values()) else None
             if image_embeddings is not None:
                 image_prompts, level_sizes, pooled = self._image_inputs(image_embeddings)
             else:
                 image_prompts, level_sizes, pooled = None, [], None
             state = self.interface(layout, image_prompts, level_sizes, pooled, tokens, self.heads.pixel_embed,
-                                   deep_supervision=deep_supervision)
+                                   deep_supervision=deep_supervision,
+                                   pixel=image_embeddings.pixel if image_embeddings is not None else None,
+                                   level_tokens=level_tokens, token_positions=token_positions)
         return TaskOutput(task=task, prototype=proto, image=image_embeddings, prompts=sets, state=state)
 
     def _image_inputs(self, image: ImageEmbeddings) -> tuple[list[Tensor], list[tuple[int, int]], list[Tensor]]:
@@ -392,7 +446,10 @@ class FindModel(nn.Module):
         semantic, pixel, masks = {}, {}, {}
         for spec in output.prototype.queries:
             q = queries[:, output.state.layout.query_slices[spec.name]]
-            if "semantic" in spec.outputs:
+            if spec.pooled_from is not None:
+                proposals = queries[:, output.state.layout.query_slices[spec.pooled_from]]
+                semantic[spec.name] = self.heads.pooled_semantic_embed(q, proposals)
+            elif "semantic" in spec.outputs:
                 semantic[spec.name] = self.heads.semantic_embed(q)
             if "pixel" in spec.outputs and output.image is not None:
                 pixel[spec.name] = self.heads.pixel_embed(q)
@@ -408,7 +465,8 @@ class FindModel(nn.Module):
             output = self.predict(output)
         if output.prototype.readout.kind == "match":
             options.setdefault("presence", self.presence)
-        return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend, **options)
+        return readout.read(self.heads, output, semantic_blend=self.config.visual_match_blend,
+                            decoder=self.config.decoder, **options)
 
     @staticmethod
     def compare(images: Tensor, queries: Tensor) -> RetrievalResult:
@@ -499,15 +557,17 @@ class FindModel(nn.Module):
         ``settings`` default to the model config's; ``options`` (``object_threshold=0.5``, ...)
         override their fields."""
         settings = dataclasses.replace(settings or self.config.segmentation_settings(), **options)  # checked before the run
+        if self.config.decoder.no_object == "background_class" and not isinstance(classes, TokenSet):
+            classes = with_background(as_sequence(classes, "classes"))
         return self.readout(self.run("generic_segmentation", image, **{"class": classes}), stuff=stuff,
                             settings=settings)
 
     def embed_images(self, image: ImageEmbeddings, task: str = "interleave_retrieval") -> Tensor:
         """Global image embeddings (B, D), unit length. The image query sees only the image, so
         both retrieval tasks give the same vector; ``task`` picks whose prototype runs."""
-        proto = get_prototype(task)
+        proto = get_prototype(task, self.config.decoder.prototype_set)
         empty = TokenSet.empty(self.config.hidden_dim, self.device, self.dtype)
-        out = self.run(task, image, **{p.name: empty for p in proto.token_prompts})
+        out = self.run(task, image, **{p.name: empty for p in proto.token_prompts if p.samples_of is None})
         return F.normalize(out.predictions.semantic[proto.readout.proposals][:, 0].float(), dim=-1)
 
     def embed_captions(self, captions: Sequence[str]) -> Tensor:
@@ -529,3 +589,19 @@ class FindModel(nn.Module):
         if queries and all(isinstance(q, InstructionEmbeddings) for q in queries):
             return self.compare(self.embed_images(image, "interleave_retrieval"), self.embed_instructions(queries))
         raise ValueError("queries must be a non-empty list of captions or of InstructionEmbeddings")
+
+
+BACKGROUND = "background"
+
+
+def with_background(classes: list) -> list:
+    """The class list with the no-object class "background" last (the authors' generic
+    segmentation), added unless the caller put it there."""
+    return classes if classes and classes[-1] == BACKGROUND else [*classes, BACKGROUND]
+
+
+def strip_class_suffixes(name: str, suffixes: Sequence[str]) -> str:
+    """A class name without the given suffixes (COCO panoptic's "wall-other-merged" reads "wall")."""
+    for suffix in suffixes:
+        name = name.replace(suffix, "")
+    return name

@@ -54,12 +54,21 @@ class Heads(nn.Module):
         """Mask logits (B, N, H/4, W/4) = Qp · M_Iᵀ."""
         return torch.einsum("bnc,bchw->bnhw", pixel_embeddings, pixel)
 
-    def scale(self) -> Tensor:
-        return self.logit_scale.exp().clamp(max=100.0)
+    def scale(self, clamp: bool = True) -> Tensor:
+        scale = self.logit_scale.exp()
+        return scale.clamp(max=100.0) if clamp else scale
 
-    def similarity(self, a: Tensor, b: Tensor) -> Tensor:
-        """Scaled cosine similarity logits (..., Na, Nb)."""
-        return self.scale() * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(-1, -2)
+    def similarity(self, a: Tensor, b: Tensor, clamp: bool = True) -> Tensor:
+        """Scaled cosine similarity logits (..., Na, Nb); ``clamp``: the scale at most 100."""
+        return self.scale(clamp) * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(-1, -2)
+
+    def pooled_semantic_embed(self, query: Tensor, proposals: Tensor) -> Tensor:
+        """The authors' image embedding (B, 1, D): the semantic head on the mean of the proposals'
+        normed states (B, P, D) weighted by softmax over cos(query, proposal), each side divided by
+        its norm + 1e-7 (find-official README §5). ``query`` (B, 1, D) itself is not changed."""
+        q, p = self.norm(query), self.norm(proposals)
+        weights = ((q / (q.norm(dim=-1, keepdim=True) + 1e-7)) @ (p / (p.norm(dim=-1, keepdim=True) + 1e-7)).transpose(1, 2))
+        return self.semantic(weights.softmax(-1) @ p)
 
 
 @dataclass

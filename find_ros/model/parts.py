@@ -37,7 +37,7 @@ def trainable_parts(config: FindConfig, vision_channels: Sequence[int], vision_s
         "neck": build_neck(config, vision_channels, vision_strides),
         "sampler": EmbeddingSampler(language_width, d, config.num_levels),
         "interface": FindInterface(d, config.num_heads, config.ffn_dim, config.num_layers, config.num_queries,
-                                   config.dropout),
+                                   config.dropout, config.decoder),
         "heads": Heads(d, config.mask_dim),
     }
     if config.spatial_memories:

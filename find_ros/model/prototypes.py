@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens")
+PROMPT_SOURCES = ("image", "text", "class", "spatial", "interleave", "tokens", "samples")
 QUERY_INITS = ("object", "global")
 QUERY_OUTPUTS = ("semantic", "pixel")
 READOUT_KINDS = ("panoptic", "match", "similarity", "none")
+READOUT_SCORES = ("cosine", "dot")
+MASK_RESIZES = ("model", "direct_bicubic_antialias", "bicubic")
 
 _EDGE = re.compile(r"^\s*([qp])\.(\w+)\s*(<->|<-)\s*([qp])\.(\w+)\s*$")
 
@@ -43,6 +45,9 @@ class PromptSpec:
     name: str
     source: str
     group_by: str = "item"
+    # Source "samples": the visual entities' point samples of the instruction given for prompt
+    # ``samples_of`` (no argument of its own), grouped, and indexed, by that prompt's entities.
+    samples_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class QuerySpec:
     init: str = "object"
     per_group_of: str | None = None
     outputs: tuple[str, ...] = ("semantic",)
+    # The authors' image query: its semantic head reads the softmax(cos)-weighted mean of the
+    # named proposal set's normed outputs instead of its own state (find-official README §5).
+    pooled_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,14 @@ class ReadoutSpec:
     kind: str
     proposals: str | None = None
     targets: str | None = None
+    # Match scores: "cosine" (scaled cosine; image-region targets in pixel space against their
+    # reference) or "dot": the authors' raw dot products of the target queries' own outputs,
+    # pixel embeddings for visual targets and semantic ones for text targets.
+    score: str = "cosine"
+    # Mask logits to the original size: "model" (the model's DecoderSettings.final_mask_resize after a
+    # bilinear step to the network input), "direct_bicubic_antialias" (straight from stride 4,
+    # the authors' interleave demo) or "bicubic" (bicubic twice, no antialias: their interactive demo).
+    mask_resize: str = "model"
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,9 @@ class TaskPrototype:
     content: tuple[str, ...]
     conditional: tuple[str, ...]
     readout: ReadoutSpec = field(default_factory=lambda: ReadoutSpec("none"))
+    # Conditional edges that ignore the index: every row of one side sees every row of the other,
+    # whatever group they belong to (the authors' self-attention uses no index).
+    conditional_unindexed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -91,8 +110,11 @@ class TaskPrototype:
         for p in self.prompts:
             if p.source not in PROMPT_SOURCES:
                 fail(f"prompt {p.name!r}: source {p.source!r} not in {PROMPT_SOURCES}")
-            if p.group_by not in ("item", "entity") or (p.group_by == "entity" and p.source != "interleave"):
+            if p.group_by not in ("item", "entity") or (p.group_by == "entity" and p.source not in ("interleave", "samples")):
                 fail(f"prompt {p.name!r}: group_by 'entity' is for interleave prompts; otherwise 'item'")
+            if (p.source == "samples") != (p.samples_of is not None) or (
+                    p.samples_of is not None and (p.samples_of not in prompts or prompts[p.samples_of].source != "interleave")):
+                fail(f"prompt {p.name!r}: a 'samples' prompt names the interleave prompt it samples (samples_of)")
         if sum(p.source == "image" for p in self.prompts) > 1:
             fail("at most one image prompt")
         if not self.queries:
@@ -104,17 +126,21 @@ class TaskPrototype:
                 fail(f"query {q.name!r}: outputs must be a non-empty subset of {QUERY_OUTPUTS}")
             if q.per_group_of is not None and (q.per_group_of not in prompts or prompts[q.per_group_of].source == "image"):
                 fail(f"query {q.name!r}: per_group_of must name a token prompt")
+            if q.pooled_from is not None and (q.pooled_from not in queries or queries[q.pooled_from].init != "object"):
+                fail(f"query {q.name!r}: pooled_from must name an object query set")
         for text in self.content:
             for dst, src in self._parse(text, prompts, queries):
-                if dst[0] != "q" or src[0] != "p":
-                    fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>'")
-        for text in self.conditional:
+                if src[0] != "p" or (dst[0] == "p" and (prompts[dst[1]].source == "image" or prompts[src[1]].source == "image")):
+                    fail(f"content edge {text!r}: must be 'q.<query> <- p.<prompt>' or 'p.<tokens> <- p.<tokens>'")
+        for text in self.conditional + self.conditional_unindexed:
             for dst, src in self._parse(text, prompts, queries):
                 for side in (dst, src):
                     if side[0] == "p" and prompts[side[1]].source == "image":
                         fail(f"conditional edge {text!r}: image prompts take part in content attention only")
         if self.readout.kind not in READOUT_KINDS:
             fail(f"readout kind {self.readout.kind!r} not in {READOUT_KINDS}")
+        if self.readout.score not in READOUT_SCORES or self.readout.mask_resize not in MASK_RESIZES:
+            fail(f"readout score must be one of {READOUT_SCORES} and mask_resize one of {MASK_RESIZES}")
         for role in ("proposals", "targets"):
             name = getattr(self.readout, role)
             if self.readout.kind != "none" and name not in queries:
@@ -149,12 +175,20 @@ class TaskPrototype:
     def content_edges(self) -> list[tuple[str, str]]:
         """(query, prompt) pairs: the query attends to the prompt in content attention."""
         prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
-        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries)]
+        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries) if d[0] == "q"]
 
-    def conditional_edges(self) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-        """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p'."""
+    def token_content_edges(self) -> list[tuple[str, str]]:
+        """(prompt, prompt) pairs: the first prompt's tokens attend the second's in content
+        attention (the authors' legend tokens attend their entities' point samples)."""
         prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
-        return [pair for t in self.conditional for pair in self._parse(t, prompts, queries)]
+        return [(d[1], s[1]) for t in self.content for d, s in self._parse(t, prompts, queries) if d[0] == "p"]
+
+    def conditional_edges(self, indexed: bool = True) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+        """((kind, name) attends (kind, name)) pairs of conditional attention, kind 'q' or 'p':
+        the indexed edges, or with ``indexed=False`` those that ignore the index."""
+        prompts, queries = {p.name: p for p in self.prompts}, {q.name: q for q in self.queries}
+        edges = self.conditional if indexed else self.conditional_unindexed
+        return [pair for t in edges for pair in self._parse(t, prompts, queries)]
 
     def summary(self) -> str:
         prompts = ",".join(f"{p.name}({p.source}{'/' + p.group_by if p.group_by != 'item' else ''})" for p in self.prompts)
@@ -166,29 +200,41 @@ class TaskPrototype:
 
 # ------------------------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, TaskPrototype] = {}
+# Prototype sets by name: "find_ros" (our own models) and "official" (the authors' attention graph,
+# for converted releases); a model's DecoderSettings.prototype_set picks one.
+_REGISTRY: dict[str, dict[str, TaskPrototype]] = {"find_ros": {}, "official": {}}
+DEFAULT_SET = "find_ros"
 
 
-def register_prototype(prototype: TaskPrototype, *, replace: bool = False) -> TaskPrototype:
-    if prototype.name in _REGISTRY and not replace:
+def _set(prototype_set: str) -> dict[str, TaskPrototype]:
+    try:
+        return _REGISTRY[prototype_set]
+    except KeyError:
+        raise ValueError(f"unknown prototype set {prototype_set!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def register_prototype(prototype: TaskPrototype, *, replace: bool = False, prototype_set: str = DEFAULT_SET) -> TaskPrototype:
+    registry = _set(prototype_set)
+    if prototype.name in registry and not replace:
         raise ValueError(f"a task prototype named {prototype.name!r} is already registered")
-    _REGISTRY[prototype.name] = prototype
+    registry[prototype.name] = prototype
     return prototype
 
 
-def unregister_prototype(name: str) -> None:
-    _REGISTRY.pop(name, None)
+def unregister_prototype(name: str, prototype_set: str = DEFAULT_SET) -> None:
+    _set(prototype_set).pop(name, None)
 
 
-def get_prototype(name: str) -> TaskPrototype:
+def get_prototype(name: str, prototype_set: str = DEFAULT_SET) -> TaskPrototype:
+    registry = _set(prototype_set)
     try:
-        return _REGISTRY[name]
+        return registry[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(sorted(registry))}") from None
 
 
-def list_prototypes() -> list[TaskPrototype]:
-    return list(_REGISTRY.values())
+def list_prototypes(prototype_set: str = DEFAULT_SET) -> list[TaskPrototype]:
+    return list(_set(prototype_set).values())
 
 
 # ------------------------------------------------------------------------------ the six of the paper
@@ -264,6 +310,102 @@ INTERLEAVE_RETRIEVAL = register_prototype(TaskPrototype(
 ))
 
 
+# ------------------------------------------------------------- the authors' graph (prototype set "official")
+# The released FIND decoder's variables and attention (find-official README §5; their
+# ATTENTION_ARCH): proposals are copies of the object queries, task queries copies of the image
+# query; cross-attention is indexed, self-attention is not. Object proposals and the image query
+# run where a read-out needs the re-pooled image embedding.
+
+OFFICIAL = "official"
+
+register_prototype(TaskPrototype(
+    name="generic_segmentation",
+    description="panoptic / instance / semantic segmentation over given class names (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("class", "class")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("class", "global", per_group_of="class")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.class <- p.class"),
+    # Indexed: the authors run one class per class pass, so a class sees only its own tokens.
+    conditional=("p.class <-> p.class", "q.class <-> q.class"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("panoptic", proposals="object", targets="class"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="grounded_segmentation",
+    description="one mask per referring phrase, all phrases in one pass (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("text", "text")),
+    queries=(QuerySpec("grounding", "object", outputs=("semantic", "pixel")),
+             QuerySpec("text", "global", per_group_of="text")),
+    content=("q.grounding <- p.image", "q.text <- p.text"),
+    conditional=(),
+    # Phrases grounded together see each other's tokens: the authors' self-attention has no index.
+    conditional_unindexed=("p.text <-> p.text", "q.grounding <-> q.grounding", "q.text <-> q.text",
+                           "q.grounding <-> p.text"),
+    readout=ReadoutSpec("match", proposals="grounding", targets="text"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="image_text_retrieval",
+    description="global image (re-pooled from the object proposals) and caption embeddings (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("caption", "text")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("caption", "global", per_group_of="caption")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.caption <- p.caption"),
+    # Indexed: the authors batch captions, one per batch item.
+    conditional=("p.caption <-> p.caption", "q.caption <-> q.caption"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("similarity", proposals="image", targets="caption"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interactive_segmentation",
+    description="one mask per prompted object (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("spatial", "spatial")),
+    queries=(QuerySpec("segment", "object", outputs=("semantic", "pixel")),
+             QuerySpec("spatial", "global", per_group_of="spatial", outputs=("semantic", "pixel"))),
+    content=("q.segment <- p.image", "q.spatial <- p.spatial"),
+    conditional=(),
+    conditional_unindexed=("p.spatial <-> p.spatial", "q.segment <-> q.segment", "q.spatial <-> q.spatial",
+                           "q.segment <- p.spatial"),
+    readout=ReadoutSpec("match", proposals="segment", targets="spatial", score="dot", mask_resize="bicubic"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interleave_grounding",
+    description="one mask per entity of an interleaved instruction (the authors' graph)",
+    # "interleave" holds the legend tokens (the sentence's tokens, a visual entity's carrying the
+    # image query), "samples" the visual entities' point samples.
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="entity"),
+             PromptSpec("samples", "samples", group_by="entity", samples_of="interleave")),
+    queries=(QuerySpec("entity", "object", outputs=("semantic", "pixel")),
+             QuerySpec("legend", "global"),
+             QuerySpec("interleave", "global", per_group_of="interleave", outputs=("semantic", "pixel"))),
+    content=("q.entity <- p.image", "q.interleave <- p.interleave", "q.legend <- p.interleave",
+             "p.interleave <- p.samples"),
+    conditional=(),
+    conditional_unindexed=("p.interleave <-> p.interleave", "q.entity <-> q.entity", "q.interleave <-> q.interleave",
+                           "q.legend <-> q.legend", "q.entity <- p.interleave", "p.samples <-> p.samples"),
+    readout=ReadoutSpec("match", proposals="entity", targets="interleave", score="dot",
+                        mask_resize="direct_bicubic_antialias"),
+), prototype_set=OFFICIAL)
+
+register_prototype(TaskPrototype(
+    name="interleave_retrieval",
+    description="global image (re-pooled) and interleaved-instruction embeddings (the authors' graph)",
+    prompts=(PromptSpec("image", "image"), PromptSpec("interleave", "interleave", group_by="item")),
+    queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+             QuerySpec("image", "global", pooled_from="object"),
+             QuerySpec("interleave", "global", per_group_of="interleave")),
+    content=("q.object <- p.image", "q.image <- p.image", "q.interleave <- p.interleave"),
+    conditional=("p.interleave <-> p.interleave", "q.interleave <-> q.interleave"),
+    conditional_unindexed=("q.object <-> q.object", "q.image <-> q.image"),
+    readout=ReadoutSpec("similarity", proposals="image", targets="interleave"),
+), prototype_set=OFFICIAL)
+
+
 # ------------------------------------------------------------------------------------------- layouts
 
 
@@ -285,6 +427,11 @@ class Layout:
     content_image: Tensor  # (Q,) bool
     mask_guided: Tensor  # (Q,) bool
     conditional: Tensor  # (T+Q, T+Q) bool
+    # token_content[i, j]: token i attends token j in content attention; token_content_rows[i]:
+    # token i takes part in content attention at all (a row that then sees nothing gets the
+    # empty-row result). All False in our own prototypes.
+    token_content: Tensor | None = None  # (T, T) bool
+    token_content_rows: Tensor | None = None  # (T,) bool
 
     @property
     def num_tokens(self) -> int:
@@ -331,16 +478,17 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
     def membership(kind: str, name: str) -> tuple[str | None, Tensor | None]:
         if kind == "p":
             groups = token_groups[name].to(torch.bool)
-            return name, groups.T
+            spec = next(p for p in prototype.prompts if p.name == name)
+            return spec.samples_of or name, groups.T
         spec = next(q for q in prototype.queries if q.name == name)
         if spec.per_group_of is None:
             return None, None
         groups = int(token_groups[spec.per_group_of].shape[0])
         return spec.per_group_of, torch.eye(groups, dtype=torch.bool)
 
-    def block(dst: tuple[str, str], src: tuple[str, str]) -> Tensor:
+    def block(dst: tuple[str, str], src: tuple[str, str], indexed: bool = True) -> Tensor:
         (dkey, dmem), (skey, smem) = membership(*dst), membership(*src)
-        if dkey is not None and dkey == skey:
+        if indexed and dkey is not None and dkey == skey:
             return (dmem.float() @ smem.float().T) > 0  # indexed: share a group
         rows = dmem.shape[0] if dmem is not None else _size(dst)
         cols = smem.shape[0] if smem is not None else _size(src)
@@ -359,6 +507,11 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
             content_image[rows] = True
         else:
             content_tokens[rows, token_slices[pname]] = block(("q", qname), ("p", pname))
+    token_content = torch.zeros(num_tokens, num_tokens, dtype=torch.bool)
+    token_content_rows = torch.zeros(num_tokens, dtype=torch.bool)
+    for dname, sname in prototype.token_content_edges():
+        token_content[token_slices[dname], token_slices[sname]] = block(("p", dname), ("p", sname))
+        token_content_rows[token_slices[dname]] = True
     pixel_queries = torch.zeros(num_queries, dtype=torch.bool)
     for q in prototype.queries:
         if "pixel" in q.outputs:
@@ -373,8 +526,9 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
         s = query_slices[var[1]]
         return slice(num_tokens + s.start, num_tokens + s.stop)
 
-    for dst, src in prototype.conditional_edges():
-        conditional[seq_slice(dst), seq_slice(src)] |= block(dst, src)
+    for indexed in (True, False):
+        for dst, src in prototype.conditional_edges(indexed):
+            conditional[seq_slice(dst), seq_slice(src)] |= block(dst, src, indexed)
 
     return Layout(
         prototype=prototype,
@@ -385,4 +539,6 @@ def build_layout(prototype: TaskPrototype, token_groups: Mapping[str, Tensor], n
         content_image=content_image.to(device),
         mask_guided=(content_image & pixel_queries).to(device),
         conditional=conditional.to(device),
+        token_content=token_content.to(device),
+        token_content_rows=token_content_rows.to(device),
     )

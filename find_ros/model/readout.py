@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from find_ros.model.decoder_style import DecoderSettings
 from find_ros.model.embeddings import ImageEmbeddings, TokenSet
 from find_ros.model.heads import Heads, Predictions
 from find_ros.model.presence import FALLBACK, PresenceSettings, PresenceSignals
@@ -41,14 +42,18 @@ from find_ros.model.results import (
 if TYPE_CHECKING:
     from find_ros.model.find import TaskOutput
 
-def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int) -> Tensor:
-    """Mask logits (N, H/4, W/4) of image ``index`` → (N, H, W) at its original size (float32)."""
+def upsample_masks(mask_logits: Tensor, image: ImageEmbeddings, index: int, final: str = "bilinear") -> Tensor:
+    """Mask logits (N, H/4, W/4) of image ``index`` → (N, H, W) at its original size (float32):
+    bilinear to the network input, cropped to the image, then ``final`` (DecoderSettings.final_mask_resize)
+    to the original size: "bilinear" or "bicubic_antialias"."""
     if mask_logits.shape[0] == 0:
         h, w = image.image_sizes[index]
         return mask_logits.new_zeros(0, h, w, dtype=torch.float32)
     rh, rw = image.resized_sizes[index]
     x = F.interpolate(mask_logits[None].float(), size=image.input_size, mode="bilinear", align_corners=False)
     x = x[..., :rh, :rw]
+    if final == "bicubic_antialias":
+        return F.interpolate(x, size=image.image_sizes[index], mode="bicubic", align_corners=False, antialias=True)[0]
     return F.interpolate(x, size=image.image_sizes[index], mode="bilinear", align_corners=False)[0]
 
 
@@ -69,8 +74,10 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     logits (0: pixel only, as trained). ``predictions`` may be any layer's (deep supervision)."""
     spec = output.prototype.readout
     proposal_semantic = predictions.semantic[spec.proposals][index]
-    logits = heads.similarity(predictions.semantic[spec.targets][index], proposal_semantic)
     targets = match_targets(output)
+    if spec.score == "dot":
+        return dot_logits(predictions, spec.proposals, spec.targets, index, targets)
+    logits = heads.similarity(predictions.semantic[spec.targets][index], proposal_semantic)
     if targets is None or targets.pixel_refs is None or targets.has_pixel_ref is None \
             or not bool(targets.has_pixel_ref.any()):
         return logits
@@ -81,9 +88,37 @@ def match_logits(heads: Heads, output: TaskOutput, predictions: Predictions, ind
     return torch.where(targets.has_pixel_ref[:, None], pixel_logits, logits)
 
 
+def dot_logits(predictions: Predictions, proposals: str, targets_name: str, index: int,
+               targets: TokenSet | None) -> Tensor:
+    """(G, P) raw dot products (the authors' interleave and interactive read-outs): a visual
+    target's pixel embedding with the proposals' pixel embeddings, a text target's semantic
+    embedding with the proposals' semantic embeddings."""
+    semantic = predictions.semantic[targets_name][index] @ predictions.semantic[proposals][index].T
+    visual = targets.has_pixel_ref if targets is not None and targets.has_pixel_ref is not None else None
+    if visual is None or not bool(visual.any()):
+        return semantic
+    pixel = predictions.pixel[targets_name][index] @ predictions.pixel[proposals][index].T
+    return torch.where(visual[:, None], pixel, semantic)
+
+
+def resize_chosen(mask_logits: Tensor, image: ImageEmbeddings, index: int, how: str, final: str) -> Tensor:
+    """Chosen mask logits (N, H/4, W/4) → (N, H, W) by a read-out's ``mask_resize``."""
+    size = image.image_sizes[index]
+    if how == "direct_bicubic_antialias":
+        rh, rw = image.resized_sizes[index]
+        cells = (-(-rh // 4), -(-rw // 4))  # the stride-4 cells the image covers
+        x = mask_logits[None, :, : cells[0], : cells[1]].float()
+        return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)[0]
+    if how == "bicubic":
+        rh, rw = image.resized_sizes[index]
+        x = F.interpolate(mask_logits[None].float(), size=image.input_size, mode="bicubic", align_corners=False)
+        return F.interpolate(x[..., :rh, :rw], size=size, mode="bicubic", align_corners=False)[0]
+    return upsample_masks(mask_logits, image, index, final)
+
+
 def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
                visual_indices: Sequence[int | None] | None = None,
-               presence: PresenceSettings = FALLBACK) -> list[GroundingResult]:
+               presence: PresenceSettings = FALLBACK, decoder: DecoderSettings | None = None) -> list[GroundingResult]:
     """Per image, per target: the argmax proposal's mask (logit > 0), its softmax score and logit,
     and whether the target is in view at all (``presence``, :func:`judge_presence`).
     ``visual_indices`` (per target: k of an instruction's ``<k>``, None for text) label the entities."""
@@ -100,7 +135,8 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
         probs = logits.softmax(-1)
         chosen = logits.argmax(-1)
-        masks = upsample_masks(preds.masks[spec.proposals][b][chosen], output.image, b) > 0
+        masks = resize_chosen(preds.masks[spec.proposals][b][chosen], output.image, b, spec.mask_resize,
+                              (decoder or DecoderSettings()).final_mask_resize) > 0
         void = void_logits(heads, preds.semantic[spec.proposals][b][chosen])
         entities = []
         for g in range(len(labels)):
@@ -130,16 +166,24 @@ def judge_presence(entity: EntityMask, void_logit: float, presence: PresenceSett
 # ---------------------------------------------------------------------------------------- panoptic
 
 
-def class_logits(heads: Heads, proposals: Tensor, classes: Tensor) -> Tensor:
+def class_logits(heads: Heads, proposals: Tensor, classes: Tensor, decoder: DecoderSettings | None = None) -> Tensor:
     """(Q, C+1) logits of proposals' semantic embeddings (Q, D) against the classes (C, D) and
-    "no object", the extra class of Mask2Former's classification."""
-    return heads.similarity(proposals, torch.cat([classes, heads.void_embedding[None].to(classes.dtype)]))
+    "no object", the extra class of Mask2Former's classification: the learned void embedding, or
+    (``decoder.no_object == "background_class"``) the last of ``classes`` itself."""
+    decoder = decoder or DecoderSettings()
+    if decoder.no_object == "background_class":
+        return heads.similarity(proposals, classes, clamp=decoder.clamp_class_logits)
+    return heads.similarity(proposals, torch.cat([classes, heads.void_embedding[None].to(classes.dtype)]),
+                            clamp=decoder.clamp_class_logits)
 
 
 def panoptic_merge(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], thing: Sequence[bool],
-                   object_threshold: float, overlap_threshold: float) -> tuple[np.ndarray, list[Segment]]:
+                   object_threshold: float, overlap_threshold: float,
+                   overlap_of: str = "owned_and_on") -> tuple[np.ndarray, list[Segment]]:
     """Mask2Former's panoptic inference for one image. ``mask_logits`` (Q, H, W) at image size,
-    ``class_logits`` (Q, C+1) with the last column "no object"."""
+    ``class_logits`` (Q, C+1) with the last column "no object". ``overlap_of``
+    (DecoderSettings.panoptic_overlap_of): the area compared with a proposal's own mask is the
+    part it owns where its mask is on ("owned_and_on"), or all it owns ("owned", Mask2Former's)."""
     probs = class_logits.float().softmax(-1)
     scores, classes = probs.max(-1)
     num_classes = class_logits.shape[-1] - 1
@@ -159,7 +203,8 @@ def panoptic_merge(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[s
         original = int(on.sum())
         region = (owner == k) & on
         area = int(region.sum())
-        if original == 0 or area == 0 or area / original < overlap_threshold:
+        owned = int((owner == k).sum()) if overlap_of == "owned" else area
+        if original == 0 or area == 0 or owned / original < overlap_threshold:
             continue
         region_np = region.cpu().numpy()
         if not thing[cls] and cls in stuff_ids:  # one segment per stuff class
@@ -176,15 +221,23 @@ def panoptic_merge(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[s
     return panoptic, segments
 
 
-def semantic_map(mask_logits: Tensor, class_logits: Tensor) -> np.ndarray:
-    """(H, W) class index: argmax of Σ_q p(class | q)·sigmoid(mask_q) (Mask2Former semantic inference)."""
+def semantic_scores(mask_logits: Tensor, class_logits: Tensor) -> Tensor:
+    """(C, H, W): Σ_q p(class | q)·sigmoid(mask_q), the "no object" column left out (Mask2Former
+    semantic inference)."""
     probs = class_logits.float().softmax(-1)[:, :-1]
-    scores = torch.einsum("qc,qhw->chw", probs, mask_logits.float().sigmoid())
+    return torch.einsum("qc,qhw->chw", probs, mask_logits.float().sigmoid())
+
+
+def semantic_map(mask_logits: Tensor, class_logits: Tensor) -> np.ndarray:
+    """(H, W) class index: the argmax of :func:`semantic_scores`."""
+    scores = semantic_scores(mask_logits, class_logits)
     return scores.argmax(0).to(torch.int32).cpu().numpy()
 
 
-def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], top_k: int) -> list[Instance]:
-    """Top-k (query, class) pairs scored by class probability × mean mask probability inside the mask."""
+def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], top_k: int,
+              thing: Sequence[bool] | None = None) -> list[Instance]:
+    """Top-k (query, class) pairs scored by class probability × mean mask probability inside the
+    mask; with ``thing``, pairs of stuff classes are dropped after the top-k (Mask2Former)."""
     probs = class_logits.float().softmax(-1)[:, :-1]
     num_classes = probs.shape[1]
     flat = probs.flatten()
@@ -193,6 +246,8 @@ def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], 
     out: list[Instance] = []
     for score, idx in zip(top.tolist(), order.tolist()):
         q, cls = divmod(idx, num_classes)
+        if thing is not None and not thing[cls]:
+            continue
         prob = mask_logits[q].float().sigmoid()
         on = prob >= 0.5
         mask_score = float((prob * on).sum() / on.sum().clamp_min(1))
@@ -202,7 +257,8 @@ def instances(mask_logits: Tensor, class_logits: Tensor, labels: Sequence[str], 
 
 
 def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = (),
-                  settings: SegmentationSettings | None = None, **options: Any) -> list[SegmentationResult]:
+                  settings: SegmentationSettings | None = None, decoder: DecoderSettings | None = None,
+                  **options: Any) -> list[SegmentationResult]:
     """Generic segmentation of every image over the class prompt (``stuff``: classes merged per
     class); ``options`` are fields of :class:`SegmentationSettings` that override ``settings``."""
     settings = dataclasses.replace(settings or SegmentationSettings(), **options)
@@ -212,18 +268,22 @@ def read_panoptic(heads: Heads, output: TaskOutput, *, stuff: Sequence[str] = ()
     classes = match_targets(output)
     if classes is None:
         raise ValueError("a panoptic read-out needs class queries declared per_group_of a class prompt")
-    labels = classes.labels
+    decoder = decoder or DecoderSettings()
+    # With a background class, the class prompt's last group is "no object", not a label.
+    labels = classes.labels[:-1] if decoder.no_object == "background_class" else classes.labels
     thing = [label not in set(stuff) for label in labels]
     results = []
     for b in range(output.image.batch_size):
-        logits = class_logits(heads, preds.semantic[spec.proposals][b], preds.semantic[spec.targets][b]).float()
-        masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b)
+        logits = class_logits(heads, preds.semantic[spec.proposals][b], preds.semantic[spec.targets][b], decoder).float()
+        masks = upsample_masks(preds.masks[spec.proposals][b], output.image, b, decoder.final_mask_resize)
         panoptic, segments = (panoptic_merge(masks, logits, labels, thing, settings.object_threshold,
-                                             settings.overlap_threshold) if "panoptic" in modes else (None, []))
+                                             settings.overlap_threshold, decoder.panoptic_overlap_of)
+                              if "panoptic" in modes else (None, []))
         results.append(SegmentationResult(
             image_size=output.image.image_sizes[b], labels=labels, panoptic=panoptic, segments=segments,
             semantic=semantic_map(masks, logits) if "semantic" in modes else None,
-            instances=instances(masks, logits, labels, settings.top_k) if "instance" in modes else [],
+            instances=instances(masks, logits, labels, settings.top_k,
+                                thing if decoder.instances_of_things_only else None) if "instance" in modes else [],
         ))
     return results
 
@@ -250,7 +310,8 @@ def read_similarity(output: TaskOutput) -> RetrievalResult:
 # ------------------------------------------------------------------------------------------- entry
 
 
-def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, **options: Any) -> Any:
+def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, decoder: DecoderSettings | None = None,
+         **options: Any) -> Any:
     """The task's read-out of a predicted ``output``: list[GroundingResult] (match, ``options`` as
     :func:`read_match`), list[SegmentationResult] (panoptic, ``options`` as :func:`read_panoptic`),
     RetrievalResult (similarity), or the TaskOutput itself (none). ``semantic_blend`` applies to
@@ -258,9 +319,9 @@ def read(heads: Heads, output: TaskOutput, *, semantic_blend: float = 0.0, **opt
     kind = output.prototype.readout.kind
     with torch.no_grad():
         if kind == "match":
-            return read_match(heads, output, semantic_blend, **options)
+            return read_match(heads, output, semantic_blend, decoder=decoder, **options)
         if kind == "panoptic":
-            return read_panoptic(heads, output, **options)
+            return read_panoptic(heads, output, decoder=decoder, **options)
         if kind == "similarity":
             return read_similarity(output)
     return output

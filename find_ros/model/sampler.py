@@ -170,6 +170,30 @@ class EmbeddingSampler(nn.Module):
         return InstructionEmbeddings(parsed, tokens, groups, is_visual, refs)
 
 
+def legend_tokens(parsed: ParsedInstruction, layout: InterleaveText, projected: Tensor, encoding: TextEncoding,
+                  image_value: Tensor, image_position: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The authors' instruction tokens (find-official README §5, §6): every real token (BOS
+    included) of ``projected`` (T, D), the language model's tokens through the projection. Token t
+    belongs to entity e iff it is not empty and lies inside e's character span (so a leading-space
+    piece before a mid-sentence entity does not). Tokens of visual entities add the image query's
+    value (``image_value``) to their value and its position to their positional part. Returns
+    (tokens (T', D), positions (T', D), entity groups (E, T'))."""
+    keep = encoding.attention_mask[0]
+    start, end = encoding.offsets[0, :, 0], encoding.offsets[0, :, 1]
+    spans = []
+    for e in range(len(parsed.entities)):
+        if e == layout.sentence_entity:
+            spans.append((0, len(layout.text)))
+            continue
+        own = [span for span, owner in zip(layout.piece_spans, layout.piece_entity) if owner == e]
+        spans.append((min(a for a, _ in own), max(b for _, b in own)))
+    groups = torch.stack([keep & (start >= a) & (end <= b) & (end > start) for a, b in spans])[:, keep]
+    tokens = projected[keep]
+    visual = torch.tensor([entity.is_visual for entity in parsed.entities], dtype=torch.bool, device=groups.device)
+    flag = groups[visual].any(0)[:, None].to(tokens.dtype) if bool(visual.any()) else tokens.new_zeros(len(tokens), 1)
+    return tokens + flag * image_value, tokens + flag * image_position, groups
+
+
 class InterleaveText:
     """The sentence the language model reads for an instruction, and what each character is.
 
