@@ -42,10 +42,17 @@ def test_played_bag_is_grounded_frame_by_frame_and_localized(report: tuple[DemoR
     printed: list[str] = []
     print_report(result, out, log=printed.append)
     assert result.top_k == 3 and "top-3 hit" in printed[1] and "(top_k 3)" in "\n".join(printed)
+    assert "presence of text entities: AUROC" in "\n".join(printed) and "presence of crop entities: AUROC" in "\n".join(printed)
 
 
 def test_default_model_meets_the_quality_bar(report: tuple[DemoReport, Path]) -> None:
     result, _ = report
-    assert result.mean_iou >= 0.5, [(s.text, s.mean_iou) for s in result.instructions]
+    # Issue 7's IoU bar on the masks the graph publishes (those of found entities); since issue 18 an
+    # entity judged out of view comes without a mask, so presence is scored on its own (seed 11 is
+    # none of the calibration's, 20-24).
+    assert result.mean_iou_found >= 0.5, [(s.text, s.mean_iou_found) for s in result.instructions]
+    assert [f["kind"] for f in result.presence] == ["text", "crop"]
+    for figure in result.presence:
+        assert figure["auroc"] >= 0.85 and figure["precision"] >= 0.8 and figure["recall"] >= 0.8, figure
     assert result.localization_hits == result.localization_queries, [
         (s.text, s.localization_stamps) for s in result.instructions if s.kind == "text"]
