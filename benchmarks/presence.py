@@ -17,40 +17,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.presence_data import DEFAULT_FRAMES, collect, parse_seeds, presence_figures
+    from training.presence_data import (
+        add_walkthrough_arguments,
+        load_and_collect,
+        presence_figures,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model directory (default: the packaged default model)")
-    parser.add_argument("--seeds", default="30-34")
-    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
-    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
-    parser.add_argument("--work", default=None, help="where the walk-throughs are rendered (default: a temporary folder)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_walkthrough_arguments(parser, seeds="30-34")
     args = parser.parse_args(argv)
-    try:
-        seeds = parse_seeds(args.seeds)
-        width, _, height = args.size.partition("x")
-        size = (int(width), int(height))
-    except ValueError as error:
-        parser.error(str(error))
-
-    import torch
-
-    from find_ros.model import FindModel, resolve_model_dir
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_dir = resolve_model_dir(args.model)
-    model = FindModel.from_pretrained(model_dir, device="cpu").eval()
-    with tempfile.TemporaryDirectory() as scratch:
-        samples = collect(model, seeds, Path(args.work or scratch), args.frames, size)
+    model, model_dir, samples = load_and_collect(parser, args)
     for kind in ("text", "crop"):
         print(json.dumps({"benchmark": "presence", "model": model_dir.name, "seeds": args.seeds, "frames": args.frames,
                           "threshold": model.presence.threshold, "calibrated": model.presence.calibrated,

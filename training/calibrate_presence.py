@@ -17,15 +17,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-from find_ros.model.presence import PRESENCE_FEATURES, LogisticPresence, PresenceSettings
 from find_ros.demo.scoring import auroc
-from training.presence_data import DEFAULT_FRAMES, PresenceSample, collect, parse_seeds
+from find_ros.model.presence import (
+    PRESENCE_FEATURES,
+    LogisticPresence,
+    PresenceSettings,
+)
+from training.presence_data import (
+    PresenceSample,
+    add_walkthrough_arguments,
+    load_and_collect,
+    parse_seeds,
+)
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 ENTITY_KIND = {"text": "text", "crop": "visual"}  # instruction kind → PresenceSettings kind
@@ -76,32 +83,11 @@ def choose_threshold(settings: PresenceSettings, samples: list[PresenceSample]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model directory (default: the packaged default model)")
-    parser.add_argument("--seeds", default="20-24", help="walk-through seeds, e.g. 20-24 or 20,22")
-    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
-    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the rendered frames")
-    parser.add_argument("--work", default=None, help="where the walk-throughs are rendered (default: a temporary folder)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_walkthrough_arguments(parser, seeds="20-24")
     parser.add_argument("--write", action="store_true", help="store the calibration in the model's config.json")
     args = parser.parse_args(argv)
-    try:
-        seeds = parse_seeds(args.seeds)
-        width, _, height = args.size.partition("x")
-        size = (int(width), int(height))
-    except ValueError as error:
-        parser.error(str(error))
-
-    import torch
-
-    from find_ros.model import FindModel, resolve_model_dir
-    from find_ros.model.config import FindConfig
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_dir = resolve_model_dir(args.model)
-    model = FindModel.from_pretrained(model_dir, device="cpu").eval()
-    with tempfile.TemporaryDirectory() as scratch:
-        samples = collect(model, seeds, Path(args.work or scratch), args.frames, size)
+    _, model_dir, samples = load_and_collect(parser, args)
+    seeds = parse_seeds(args.seeds)
     for figure in signal_aurocs(samples):
         print(json.dumps(figure))
     settings = PresenceSettings(**fit(samples))
@@ -119,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python -m training.calibrate_presence --seeds {args.seeds} --frames {args.frames} --size {args.size} --write"
                + (f" --model {args.model}" if args.model else ""))
     settings = replace(settings, calibration={"command": command, "seeds": seeds, "frames": args.frames,
-                                              "size": list(size), "features": list(PRESENCE_FEATURES),
+                                              "size": [int(v) for v in args.size.split("x")], "features": list(PRESENCE_FEATURES),
                                               "fit": fitted})
     print(json.dumps({"figure": "presence", **settings.to_dict()}))
     if args.write:
+        from find_ros.model.config import FindConfig
+
         path = model_dir / "config.json"
         config = FindConfig.load(path)
         config.presence = settings.to_dict()

@@ -5,7 +5,9 @@ the ground truth of whether the object is in view. Shared by the calibration
 
 from __future__ import annotations
 
+import argparse
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,36 @@ def presence_figures(samples: list[PresenceSample], kind: str) -> dict[str, Any]
 
     chosen = [s for s in samples if s.kind == kind]
     return figures(kind, [s.confidence for s in chosen], [s.found for s in chosen], [s.present for s in chosen])
+
+
+def add_walkthrough_arguments(parser: argparse.ArgumentParser, seeds: str) -> None:
+    """The options of a command that grounds walk-throughs: --model, --seeds (default ``seeds``),
+    --frames, --size, --work, --threads."""
+    parser.add_argument("--model", default=None, help="model directory (default: the packaged default model)")
+    parser.add_argument("--seeds", default=seeds, help="walk-through seeds, e.g. 20-24 or 20,22")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
+    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the rendered frames")
+    parser.add_argument("--work", default=None, help="where the walk-throughs are rendered (default: a temporary folder)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+
+
+def load_and_collect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, Path, list[PresenceSample]]:
+    """The model the options name (on the CPU), its directory, and :func:`collect` of their walk-throughs;
+    bad options end the command with the parser's error."""
+    try:
+        seeds = parse_seeds(args.seeds)
+        width, _, height = args.size.partition("x")
+        size = (int(width), int(height))
+    except ValueError as error:
+        parser.error(str(error))
+
+    import torch
+
+    from find_ros.model import FindModel, resolve_model_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = resolve_model_dir(args.model)
+    model = FindModel.from_pretrained(model_dir, device="cpu").eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        return model, model_dir, collect(model, seeds, Path(args.work or scratch), args.frames, size)

@@ -142,10 +142,11 @@ def run_ground(args: argparse.Namespace) -> int:
         timer.stage("ground", t)
     entities = [e.to_dict() for e in result.entities]
     if args.save_overlay:
-        _overlay(args.save_overlay, image, result.entities)
+        _overlay(args.save_overlay, image, [e for e in result.entities if e.found])  # the entities in view
     payload = {"image": str(args.image), "image_size": list(result.image_size), "instruction": args.text,
                "entities": entities, "timing_ms": timer.total()}
-    lines = [f"{e['label']!r}: score={e['score']:.3f} box={e['box']} mask_area={e['mask_area']}" for e in entities]
+    lines = [f"{e['label']!r}: found={e['found']} confidence={e['confidence']:.3f} score={e['score']:.3f} box={e['box']} "
+             f"mask_area={e['mask_area']}" for e in entities]
     report(args, info, payload, lines)
     return 0
 

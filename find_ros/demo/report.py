@@ -12,13 +12,14 @@ from find_ros.demo.scoring import DemoReport
 
 def print_report(report: DemoReport, out: Path, log: Any = print) -> None:
     log("")
-    log(f"{'instruction':58s} {'frames':>6s} {'IoU':>6s} {'3D surf':>7s} {'centre':>6s}  top-{report.top_k} hit (chance)")
+    log(f"{'instruction':58s} {'frames':>6s} {'IoU':>6s} {'found':>5s} {'IoU f.':>6s} {'3D surf':>7s} {'centre':>6s}  "
+        f"top-{report.top_k} hit (chance)")
     for s in report.instructions:
         hit = "-" if s.localization_hit is None else f"{'yes' if s.localization_hit else 'no':3s} ({s.localization_chance:.2f})"
-        log(f"{s.text[:58]:58s} {s.frames_scored:6d} {s.mean_iou:6.3f} {_metres(s.median_surface_error_m):>7s} "
-            f"{_metres(s.median_centre_error_m):>6s}  {hit}")
+        log(f"{s.text[:58]:58s} {s.frames_scored:6d} {s.mean_iou:6.3f} {s.frames_found:5d} {_figure(s.mean_iou_found):>6s} "
+            f"{_metres(s.median_surface_error_m):>7s} {_metres(s.median_centre_error_m):>6s}  {hit}")
     log(f"\nmodel {report.model} on {report.device}: {report.frames_played} frames, {report.results_received} results; "
-        f"mean grounding IoU {report.mean_iou:.3f}; localization {report.localization_hits}/{report.localization_queries} "
+        f"mean grounding IoU {report.mean_iou:.3f} (0 where not found), {_figure(report.mean_iou_found)} where found; localization {report.localization_hits}/{report.localization_queries} "
         f"in top {report.top_k} (top_k {report.top_k})")
     log(f"3D: {report.results_with_position} results with a position; median distance to the visible surface "
         f"{_metres(report.median_surface_error_m)}, to the object centre {_metres(report.median_centre_error_m)} "

@@ -128,9 +128,11 @@ def run_demo(settings: DemoSettings, log: Any = print) -> DemoReport:
     write_overlays(settings.out, folder, overlays)
     localized = [s for s in scores.values() if s.localization_hit is not None]
     surface, centre = position_errors(list(scores.values()))
+    found_ious = [f["iou"] for s in scores.values() for f in s.per_frame if f["found"]]
     report = DemoReport(
         model=model_name, device=device, frames_played=published[0], results_received=sum(len(r) for r in results.values()),
         mean_iou=float(np.mean(all_ious)) if all_ious else 0.0,
+        mean_iou_found=float(np.mean(found_ious)) if found_ious else None,
         localization_hits=sum(bool(s.localization_hit) for s in localized), localization_queries=len(localized),
         top_k=settings.top_k, instructions=list(scores.values()), presence=score_presence(list(scores.values())),
         results_with_position=len(surface),

@@ -22,7 +22,9 @@ class InstructionScore:
     object_id: int
     object_name: str
     frames_scored: int = 0
-    mean_iou: float = 0.0
+    mean_iou: float = 0.0      # over every frame showing the object; 0 where it was not found
+    frames_found: int = 0      # of those, the frames where it was found (published with a mask)
+    mean_iou_found: float | None = None  # over those
     localization_hit: bool | None = None
     localization_stamps: list[int] = field(default_factory=list)
     # Probability that top_k frames picked at random show the object: what a hit is worth.
@@ -44,6 +46,7 @@ class DemoReport:
     frames_played: int
     results_received: int
     mean_iou: float
+    mean_iou_found: float | None  # over the frames where the entity was found: the quality of the masks published
     localization_hits: int
     localization_queries: int
     top_k: int                 # frames asked of each localization query
@@ -130,12 +133,14 @@ def true_positions(folder: Path, truth: dict[str, Any], frame: dict[str, Any], o
 
 def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, list[Any]],
                      scores: dict[str, InstructionScore]) -> tuple[list[float], list[tuple]]:
-    """Fill each score's per-frame IoUs and mean and its presence samples; returns every IoU and
-    the (frame, score, mask, confidence) tuples the overlays draw."""
+    """Fill each score's per-frame IoUs, their means (all frames showing the object, and those where
+    it was found) and its presence samples; returns every IoU and the (frame, score, mask,
+    confidence) tuples the overlays draw."""
     from find_ros.nodes.images import image_msg_to_rgb
 
     frames_by_stamp = {f["stamp_ns"]: f for f in truth["frames"]}
     ious: dict[str, list[float]] = defaultdict(list)
+    found_ious: dict[str, list[float]] = defaultdict(list)
     overlays = []
     for stamp, frame_results in sorted(results.items()):
         frame = frames_by_stamp.get(stamp)
@@ -157,6 +162,8 @@ def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, lis
             union = np.logical_or(predicted, target).sum()
             iou = float(np.logical_and(predicted, target).sum() / union) if union else 0.0
             ious[score.instruction_id].append(iou)
+            if entity.found:
+                found_ious[score.instruction_id].append(iou)
             row = {"frame": frame["index"], "area": view["area"], "visible_fraction": view.get("visible_fraction", 1.0),
                    "score": round(float(entity.score), 4), "found": bool(entity.found),
                    "confidence": round(float(entity.confidence), 4), "iou": round(iou, 4)}
@@ -170,6 +177,9 @@ def score_groundings(folder: Path, truth: dict[str, Any], results: dict[int, lis
     for instruction_id, values in ious.items():
         scores[instruction_id].frames_scored = len(values)
         scores[instruction_id].mean_iou = float(np.mean(values))
+        found = found_ious[instruction_id]
+        scores[instruction_id].frames_found = len(found)
+        scores[instruction_id].mean_iou_found = float(np.mean(found)) if found else None
     for score in scores.values():
         surface, centre = position_errors([score])
         score.frames_3d = len(surface)

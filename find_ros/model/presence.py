@@ -106,7 +106,7 @@ class PresenceSettings:
         if not data:
             return FALLBACK
         if not isinstance(data, dict):
-            raise ValueError(f"presence: expected an object, got {type(data).__name__}")
+            raise ValueError(f"presence: expected an object, got {type(data).__name__}")  # noqa: TRY004 - a config error
         unknown = sorted(set(data) - {"features", *KINDS, "threshold", "calibration"})
         if unknown:
             raise ValueError(f"presence: unknown keys {', '.join(unknown)}")

@@ -63,7 +63,8 @@ def test_ground_json_with_crop_and_overlay(tiny_dir, files) -> None:
     out = json.loads(done.stdout)
     assert [e["label"] for e in out["entities"]] == ["the red mug left of <0>", "<0>"]
     for e in out["entities"]:
-        assert set(e) == {"label", "score", "box", "mask_area"} and 0 < e["score"] <= 1
+        assert set(e) == {"label", "found", "confidence", "score", "box", "mask_area"} and 0 < e["score"] <= 1
+        assert isinstance(e["found"], bool) and 0.0 <= e["confidence"] <= 1.0
         assert e["box"] is None or (len(e["box"]) == 4 and 0 <= e["box"][0] < e["box"][2] <= 64)
     assert {"load_model", "encode_image", "encode_instruction", "ground", "total"} <= set(out["timing_ms"])
     assert out["model"]["untrained"] is True and "UNTRAINED" in out["warning"] and "UNTRAINED" in done.stderr

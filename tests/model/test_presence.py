@@ -12,7 +12,12 @@ import pytest
 
 from find_ros.model import FindModel, default_model_dir
 from find_ros.model.config import FindConfig
-from find_ros.model.presence import FALLBACK, LogisticPresence, PresenceSettings, PresenceSignals
+from find_ros.model.presence import (
+    FALLBACK,
+    LogisticPresence,
+    PresenceSettings,
+    PresenceSignals,
+)
 
 SIGNALS = PresenceSignals(match=3.0, void_margin=-1.0, mask_fraction=0.01)
 CALIBRATED = PresenceSettings(text=LogisticPresence((1.0, 0.5, 0.25), -2.0), visual=LogisticPresence((2.0, 0.0, 0.0), -5.0),

@@ -45,10 +45,27 @@ def test_played_bag_is_grounded_frame_by_frame_and_localized(report: tuple[DemoR
     # The bag's depth and CameraInfo reached the nodes: positions were published and scored.
     assert result.results_with_position > 0 and result.median_surface_error_m is not None
     assert "3D surf" in printed[1] and any(line.startswith("3D: ") for line in printed)
+    assert "presence of text entities: AUROC" in "\n".join(printed) and "presence of crop entities: AUROC" in "\n".join(printed)
 
 
 def test_default_model_meets_the_quality_bar(report: tuple[DemoReport, Path]) -> None:
-    result, _ = report
-    assert result.mean_iou >= 0.5, [(s.text, s.mean_iou) for s in result.instructions]
+    result, out = report
+    # Issue 7's IoU bar on the masks the graph publishes (those of found entities); since issue 18 an
+    # entity judged out of view comes without a mask, so presence is scored on its own (seed 11 is
+    # none of the calibration's, 20-24).
+    assert result.mean_iou_found >= 0.5, [(s.text, s.mean_iou_found) for s in result.instructions]
+    assert [f["kind"] for f in result.presence] == ["text", "crop"]
+    for figure in result.presence:
+        assert figure["auroc"] >= 0.85 and figure["precision"] >= 0.8 and figure["recall"] >= 0.8, figure
+    # Localization ranks by the same presence: each query's best frame shows its object.
+    import json
+
+    from find_ros.demo.scoring import presence_truth
+
+    truth = json.loads((out / "trajectory" / "ground_truth.json").read_text())
+    frames = {f["stamp_ns"]: f for f in truth["frames"]}
+    for s in (s for s in result.instructions if s.kind == "text"):
+        best = frames[s.localization_stamps[0]]
+        assert presence_truth(best, s.object_id, 320 * 240), (s.text, s.localization_stamps)
     assert result.localization_hits == result.localization_queries, [
         (s.text, s.localization_stamps) for s in result.instructions if s.kind == "text"]
