@@ -141,7 +141,8 @@ def run_point(args: argparse.Namespace) -> None:
     frames = camera_frames((width, height), 30, args.random)
     node_params = {"model": args.model, "publish_overlay": False, "diagnostics_period_s": 1.0,
                    "image_transport": "compressed" if args.soak else "raw",
-                   "image_reliability": "reliable" if args.reliable else "auto"}
+                   "image_reliability": "reliable" if args.reliable else "auto",
+                   "max_instructions_per_sender": max(4, len(texts))}  # every instruction comes from this process
     with tempfile.TemporaryDirectory() as tmp:
         graph = start_perception({"find_grounding": node_params}, Path(tmp), nodes="grounding")
         client = GraphClient("camera_benchmark", graph)
