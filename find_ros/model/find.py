@@ -29,6 +29,7 @@ Tasks
     (:mod:`find_ros.model.prototypes`); ``readout(output)`` applies the task's read-out
     (:mod:`find_ros.model.readout`).
     Convenience: ``ground`` / ``ground_phrases`` / ``segment_interactive`` -> list[GroundingResult],
+    ``ground_many`` (several instructions, one interface pass) -> one such list per instruction,
     ``segment`` -> list[SegmentationResult], ``embed_images`` / ``embed_captions`` /
     ``embed_instructions`` -> unit vectors, ``retrieve`` -> RetrievalResult.
 
