@@ -44,17 +44,24 @@ def test_depth_first_then_colour_pairs_at_once_with_the_newest_info() -> None:
     assert stamps(out) == [(1005, 1000)] and out[0].info is info
 
 
-def test_colour_first_waits_for_its_depth() -> None:
+def test_colour_first_waits_for_its_depth_and_the_first_camera_info() -> None:
     s, out = sync()
     s.on_colour(image(1000), depth_expected=True)
     assert out == []
     s.on_depth(image(1000, "16UC1"))
-    assert stamps(out) == [(1000, 1000)] and out[0].info is None  # no CameraInfo yet: the node answers 2D
+    assert out == []  # no CameraInfo yet: a pair needs one
+    info = CameraInfo(width=4)
+    s.on_info(info)
+    assert stamps(out) == [(1000, 1000)] and out[0].info is info
     assert s.stats.with_depth == 1
+    s.on_depth(image(1100, "16UC1"))
+    s.on_colour(image(1100), depth_expected=True)  # later frames pair at once with the newest info
+    assert stamps(out)[-1] == (1100, 1100)
 
 
 def test_nearest_depth_within_tolerance_from_a_bounded_buffer() -> None:
     s, out = sync(capacity=3)
+    s.on_info(CameraInfo())
     for t in (1000, 1033, 1066, 1100):
         s.on_depth(image(t, "16UC1"))
     s.on_colour(image(1064), depth_expected=True)

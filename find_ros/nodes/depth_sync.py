@@ -2,14 +2,14 @@
 
 message_filters is not on PyPI, and pairing one colour stream with one depth stream needs only
 this: the last ``capacity`` depth images are kept; a colour frame is paired with the one whose stamp
-is nearest to its own, within ``tolerance_ns``. The newest CameraInfo is kept with them (a camera's
-intrinsics do not change from frame to frame).
+is nearest to its own, within ``tolerance_ns``, and with the newest CameraInfo (a camera's
+intrinsics do not change from frame to frame); a pair needs both.
 
-The colour and depth of one instant arrive in either order. A colour frame whose depth has not
-come yet waits (one frame at most) while a depth publisher exists, until its depth comes, a depth
-later than it by more than the tolerance comes (so its own will not), a newer colour frame comes,
-or ``wait_s`` passes (``release_stale``, from a timer); then it goes on without depth and is
-answered in 2D. Nothing here blocks: every event is a callback.
+The colour, depth and CameraInfo of one instant arrive in any order. A colour frame whose depth or
+first CameraInfo has not come yet waits (one frame at most) while a depth publisher exists, until
+they come, a depth later than it by more than the tolerance comes (so its own will not), a newer
+colour frame comes, or ``wait_s`` passes (``release_stale``, from a timer); then it goes on without
+depth and is answered in 2D. Nothing here blocks: every event is a callback.
 """
 
 from __future__ import annotations
@@ -63,23 +63,31 @@ class DepthSync:
         self.stats = SyncStats()
 
     def on_info(self, msg: Any) -> None:
+        ready: list[SyncedFrame] = []
         with self._lock:
             self._info = msg
+            self._complete_pending(ready)
+        self._send(ready)
 
     def on_depth(self, msg: Any) -> None:
         stamp = header_ns(msg)
         ready: list[SyncedFrame] = []
         with self._lock:
             self._depths.append((stamp, msg))
-            if self._pending is not None:
-                pending_stamp = header_ns(self._pending[0])
-                if abs(stamp - pending_stamp) <= self._tolerance:
-                    ready.append(self._pair(self._pending, msg))
-                    self._pending = None
-                elif stamp > pending_stamp + self._tolerance:  # depth went past it: its own will not come
-                    ready.append(self._alone(self._pending))
-                    self._pending = None
+            self._complete_pending(ready)
+            if self._pending is not None and self._depth_passed(header_ns(self._pending[0])):
+                ready.append(self._alone(self._pending))  # depth went past it: its own will not come
+                self._pending = None
         self._send(ready)
+
+    def _complete_pending(self, ready: list[SyncedFrame]) -> None:
+        """Pair the waiting colour frame if its depth and a CameraInfo are both here now."""
+        if self._pending is None or self._info is None:
+            return
+        depth = self._match(header_ns(self._pending[0]))
+        if depth is not None:
+            ready.append(self._pair(self._pending, depth))
+            self._pending = None
 
     def on_colour(self, msg: Any, depth_expected: bool) -> None:
         """A colour frame; with ``depth_expected`` (a depth publisher exists) it may wait for its depth."""
@@ -90,7 +98,7 @@ class DepthSync:
                 ready.append(self._alone(self._pending))
                 self._pending = None
             depth = self._match(header_ns(msg))
-            if depth is not None:
+            if depth is not None and self._info is not None:
                 ready.append(self._pair(arrived, depth))
             elif depth_expected and not self._depth_passed(header_ns(msg)):
                 self._pending = arrived
