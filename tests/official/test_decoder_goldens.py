@@ -32,8 +32,11 @@ def official(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Fin
         _MODELS[fixture_dir.name] = out
     model = FindModel.from_pretrained(_MODELS[fixture_dir.name], device="cpu")
     assert model.config.decoder_style == "official"
-    # The fixtures' images are the exact network input (README §3): no resize.
-    model.config.input_size = max(network_input(fixture_dir).shape[:2])
+    # The fixtures' images are the exact network input (README §3): the authors' shortest-edge
+    # rule with their own sizes leaves them as they are.
+    height, width = network_input(fixture_dir).shape[:2]
+    model.config.resize_rule, model.config.input_size, model.config.max_input_size = \
+        "shortest_edge", min(height, width), max(height, width)
     return model
 
 
