@@ -6,6 +6,7 @@ fixture checkpoints: every golden within the atol golden.json gives it, chosen i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +70,11 @@ class Goldens:
 
 
 @pytest.fixture
-def goldens(fixture_dir: Path) -> Goldens:
-    return Goldens(fixture_dir)
+def goldens(fixture_dir: Path) -> Iterator[Goldens]:
+    found = Goldens(fixture_dir)
+    yield found
+    # The largest difference per golden, for the record (shown with pytest -s).
+    print(json.dumps({"fixture": fixture_dir.name, "worst": found.worst}))
 
 
 def _texts(prompts: dict) -> dict[str, list[tuple[str, str, int]]]:
@@ -200,6 +204,9 @@ def test_interactive(official: FindModel, goldens: Goldens, fixture_dir: Path) -
     goldens.close("interactive/prev_mask", preds.masks["segment"][0][chosen])
     for entity, golden in zip(results.entities, goldens["interactive/mask"]):
         assert np.array_equal(entity.mask, golden.numpy().astype(bool))
+    targets = [_mask(fixture_dir, p["target_segment_mask"]) for p in goldens.prompts["interactive"]["prompts"]]
+    goldens.close("interactive/mask_iou", torch.tensor([[(e.mask & t).sum() / max(1, (e.mask | t).sum())]
+                                                        for e, t in zip(results.entities, targets)]))
 
 
 def _interleave_outputs(goldens: Goldens, task: str, out, heads) -> None:
