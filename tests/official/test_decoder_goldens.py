@@ -16,7 +16,13 @@ from safetensors.torch import load_file
 
 from find_ros.model import FindModel
 from find_ros.model.convert import import_find
-from find_ros.model.readout import class_logits, match_logits, resize_chosen, semantic_scores, upsample_masks
+from find_ros.model.readout import (
+    class_logits,
+    match_logits,
+    resize_chosen,
+    semantic_scores,
+    upsample_masks,
+)
 
 from .conftest import atol, golden_meta, language_dir, network_input
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nodes.conftest import frame, peer, perception, wait_active  # noqa: F401  (fixtures)
+from nodes.test_grounding_node import Answers, Camera
 
 from find_ros.model.convert import import_find
 
-from nodes.conftest import frame, peer, perception, wait_active  # noqa: F401  (fixtures)
-from nodes.test_grounding_node import Answers, Camera
 from .conftest import fixture_root, language_dir, network_input
 from .test_surfaces import SURFACE_SET
 
@@ -26,7 +26,6 @@ def test_text_and_crop_instructions_match_find_model_ground(peer, perception, tm
     from find_ros_msgs.msg import Grounding, InstructionStatus
 
     from find_ros.model import FindModel
-    from find_ros.nodes.images import image_msg_to_rgb
     from find_ros.nodes.instruction_msgs import build_instruction
     from find_ros.nodes.params import GroundingParams
 
