@@ -248,6 +248,8 @@ def test_interleave_same_image(official: FindModel, goldens: Goldens, fixture_di
     strokes = [RegionRef(image, mask=_mask(fixture_dir, e["stroke_mask"])) for e in spec["entities"] if e["type"] == "visual"]
     instruction = official.encode_instruction(_instruction(spec), strokes)
     goldens.equal("interleave/entity_to_tokens", instruction.entity_groups)
+    encoding = official.language_encoder([spec["sentence"]], spec["max_tokens"])  # the text the LM read
+    goldens.equal("interleave/offsets", encoding.offsets[0][encoding.attention_mask[0]])
     with torch.no_grad():
         out = official.run("interleave_grounding", image, interleave=instruction)
     _interleave_outputs(goldens, "interleave", out, official.heads)
