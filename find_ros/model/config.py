@@ -10,6 +10,7 @@ from typing import Any
 
 from find_ros.model.presence import PresenceSettings
 from find_ros.model.decoder_style import DECODER_STYLES, DecoderSettings, decoder_settings
+from find_ros.model.inputs import RESIZE_RULES
 from find_ros.model.results import SegmentationSettings
 
 _READ_OUT = SegmentationSettings()
@@ -45,6 +46,10 @@ class FindConfig:
     num_levels: int = 3
     mask_dim: int = 512
     input_size: int = 640  # long side of the network input; images are resized to it, then padded
+    # How input_size applies: "long_side", or "shortest_edge" with the long side at most
+    # max_input_size (0: no maximum), the authors' rule (find_ros.model.inputs.resized_size).
+    resize_rule: str = "long_side"
+    max_input_size: int = 0
     crop_size: int = 224  # long side used to encode a visual entity given as a crop
     size_divisibility: int = 32
     max_text_tokens: int = 77
@@ -93,6 +98,8 @@ class FindConfig:
                      "max_text_tokens", "max_class_tokens"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1")
+        if self.resize_rule not in RESIZE_RULES or int(self.max_input_size) < 0:
+            problems.append(f"resize_rule must be one of {', '.join(RESIZE_RULES)} and max_input_size >= 0")
         if self.decoder_style not in DECODER_STYLES:
             problems.append(f"decoder_style {self.decoder_style!r} is not one of {', '.join(DECODER_STYLES)}")
         if self.neck not in NECKS:

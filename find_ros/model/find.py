@@ -191,12 +191,14 @@ class FindModel(nn.Module):
 
     def encode_image(self, images: np.ndarray | Sequence[np.ndarray]) -> ImageEmbeddings:
         """Encode RGB uint8 images once; the result serves every task on these frames."""
-        return self._encode_images(as_image_list(images), self.config.input_size)
+        return self._encode_images(as_image_list(images), self.config.input_size, self.config.resize_rule,
+                                   self.config.max_input_size)
 
-    def _encode_images(self, images: list[np.ndarray], long_side: int) -> ImageEmbeddings:
+    def _encode_images(self, images: list[np.ndarray], long_side: int, rule: str = "long_side",
+                       max_side: int = 0) -> ImageEmbeddings:
         vision = self.vision_encoder
         prepared = prepare_images(images, long_side, self.config.size_divisibility, vision.pixel_mean,
-                                  vision.pixel_std, self.device, self.dtype)
+                                  vision.pixel_std, self.device, self.dtype, rule, max_side)
         maps = vision(prepared.pixels)
         with self._autograd() as grad:
             levels, pixel = self.neck([self._from_frozen(m, grad) for m in maps], tuple(prepared.pixels.shape[-2:]))

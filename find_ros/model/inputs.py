@@ -58,18 +58,39 @@ class PreparedImages:
     resized_sizes: tuple[tuple[int, int], ...]
 
 
+RESIZE_RULES = ("long_side", "shortest_edge")
+
+
+def resized_size(height: int, width: int, size: int, rule: str = "long_side", max_side: int = 0) -> tuple[int, int]:
+    """The network size of an image: its long side made ``size`` ("long_side"), or its short side
+    made ``size`` with the long side at most ``max_side`` when > 0 ("shortest_edge", the authors'
+    ResizeShortestEdge: their demo uses 480/640, their grounding evaluation 640/1024)."""
+    scale = resize_scale(height, width, size, rule, max_side)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_scale(height: int, width: int, size: int, rule: str = "long_side", max_side: int = 0) -> float:
+    if rule == "shortest_edge":
+        scale = size / min(height, width)
+        if max_side and max(height, width) * scale > max_side:
+            scale = max_side / max(height, width)
+        return scale
+    return size / max(height, width)
+
+
 def prepare_images(images: list[np.ndarray], long_side: int, divisibility: int, pixel_mean: Sequence[float],
-                   pixel_std: Sequence[float], device: torch.device, dtype: torch.dtype) -> PreparedImages:
-    """Resize (long side ``long_side``, antialiased when shrinking), normalise and pad ``images``."""
+                   pixel_std: Sequence[float], device: torch.device, dtype: torch.dtype, rule: str = "long_side",
+                   max_side: int = 0) -> PreparedImages:
+    """Resize (:func:`resized_size` with ``long_side`` as the size, antialiased when shrinking),
+    normalise and pad ``images``."""
     mean = torch.tensor(pixel_mean, device=device).view(3, 1, 1)
     std = torch.tensor(pixel_std, device=device).view(3, 1, 1)
     sizes, resized, tensors = [], [], []
     for img in images:
         h, w = img.shape[:2]
-        scale = long_side / max(h, w)
-        rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+        rh, rw = resized_size(h, w, long_side, rule, max_side)
         x = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1).float().div_(255)
-        x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=scale < 1)[0]
+        x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=resize_scale(h, w, long_side, rule, max_side) < 1)[0]
         tensors.append((x.clamp_(0, 1) - mean) / std)
         sizes.append((h, w))
         resized.append((rh, rw))

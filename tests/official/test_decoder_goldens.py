@@ -6,6 +6,7 @@ fixture checkpoints: every golden within the atol golden.json gives it, chosen i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,13 @@ from safetensors.torch import load_file
 
 from find_ros.model import FindModel
 from find_ros.model.convert import import_find
-from find_ros.model.readout import class_logits, match_logits, resize_chosen, semantic_scores, upsample_masks
+from find_ros.model.readout import (
+    class_logits,
+    match_logits,
+    resize_chosen,
+    semantic_scores,
+    upsample_masks,
+)
 
 from .conftest import atol, golden_meta, language_dir, network_input
 
@@ -32,8 +39,11 @@ def official(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Fin
         _MODELS[fixture_dir.name] = out
     model = FindModel.from_pretrained(_MODELS[fixture_dir.name], device="cpu")
     assert model.config.decoder_style == "official"
-    # The fixtures' images are the exact network input (README §3): no resize.
-    model.config.input_size = max(network_input(fixture_dir).shape[:2])
+    # The fixtures' images are the exact network input (README §3): the authors' shortest-edge
+    # rule with their own sizes leaves them as they are.
+    height, width = network_input(fixture_dir).shape[:2]
+    model.config.resize_rule, model.config.input_size, model.config.max_input_size = \
+        "shortest_edge", min(height, width), max(height, width)
     return model
 
 
@@ -66,8 +76,11 @@ class Goldens:
 
 
 @pytest.fixture
-def goldens(fixture_dir: Path) -> Goldens:
-    return Goldens(fixture_dir)
+def goldens(fixture_dir: Path) -> Iterator[Goldens]:
+    found = Goldens(fixture_dir)
+    yield found
+    # The largest difference per golden, for the record (shown with pytest -s).
+    print(json.dumps({"fixture": fixture_dir.name, "worst": found.worst}))
 
 
 def _texts(prompts: dict) -> dict[str, list[tuple[str, str, int]]]:
@@ -197,6 +210,9 @@ def test_interactive(official: FindModel, goldens: Goldens, fixture_dir: Path) -
     goldens.close("interactive/prev_mask", preds.masks["segment"][0][chosen])
     for entity, golden in zip(results.entities, goldens["interactive/mask"]):
         assert np.array_equal(entity.mask, golden.numpy().astype(bool))
+    targets = [_mask(fixture_dir, p["target_segment_mask"]) for p in goldens.prompts["interactive"]["prompts"]]
+    goldens.close("interactive/mask_iou", torch.tensor([[(e.mask & t).sum() / max(1, (e.mask | t).sum())]
+                                                        for e, t in zip(results.entities, targets)]))
 
 
 def _interleave_outputs(goldens: Goldens, task: str, out, heads) -> None:
@@ -232,6 +248,8 @@ def test_interleave_same_image(official: FindModel, goldens: Goldens, fixture_di
     strokes = [RegionRef(image, mask=_mask(fixture_dir, e["stroke_mask"])) for e in spec["entities"] if e["type"] == "visual"]
     instruction = official.encode_instruction(_instruction(spec), strokes)
     goldens.equal("interleave/entity_to_tokens", instruction.entity_groups)
+    encoding = official.language_encoder([spec["sentence"]], spec["max_tokens"])  # the text the LM read
+    goldens.equal("interleave/offsets", encoding.offsets[0][encoding.attention_mask[0]])
     with torch.no_grad():
         out = official.run("interleave_grounding", image, interleave=instruction)
     _interleave_outputs(goldens, "interleave", out, official.heads)
