@@ -488,12 +488,22 @@ class FindModel(nn.Module):
         return self.readout(self.run("interleave_grounding", image, interleave=instruction),
                             visual_indices=[e.visual_index for e in instruction.entities])
 
+    @property
+    def stacks_instructions(self) -> bool:
+        """Whether :meth:`ground_many` stacks the instructions into one pass. Our decoder does; the
+        authors' graph (``decoder_style`` "official") re-reads each instruction's point samples at every
+        level, which the stack does not carry yet, so there ``ground_many`` grounds one at a time."""
+        return self.config.decoder_style == "find_ros"
+
     def batch_instructions(self, instructions: Sequence[InstructionEmbeddings]) -> InstructionBatch:
         """Instructions stacked for :meth:`ground_many`; build it once and reuse it on every frame
         while the set of instructions stays the same (it holds their padded tokens and masks)."""
         instructions = as_sequence(instructions, "instructions")
         if any(not isinstance(i, InstructionEmbeddings) for i in instructions):
             raise ValueError("ground_many takes InstructionEmbeddings from encode_instruction")
+        if not self.stacks_instructions:
+            raise ValueError(f"decoder_style {self.config.decoder_style!r} grounds instructions one at a time; "
+                             "pass them to ground_many as a list")
         with self._autograd():
             return batch_instructions(get_prototype("interleave_grounding"), "interleave", instructions,
                                       self.config.num_object_queries, self.config.num_global_queries,
@@ -511,6 +521,10 @@ class FindModel(nn.Module):
             raise ValueError("image must come from FindModel.encode_image")
         if image.batch_size != 1:
             raise ValueError(f"ground_many grounds in one frame; got a batch of {image.batch_size} (use ground per frame)")
+        if not self.stacks_instructions:
+            items = instructions.instructions if isinstance(instructions, InstructionBatch) else \
+                as_sequence(instructions, "instructions")
+            return [self.ground(image, instruction) for instruction in items]
         batch = instructions if isinstance(instructions, InstructionBatch) else self.batch_instructions(instructions)
         if batch.size == 0:
             return []

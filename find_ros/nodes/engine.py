@@ -78,6 +78,8 @@ class PerceptionEngine:
         frame does not rebuild them."""
         embeddings = tuple(i.embeddings for i in instructions)
         with self._lock:
+            if not self.model.stacks_instructions:
+                return [per_image[0] for per_image in self.model.ground_many(frame, embeddings)]
             cached = self._stacked
             if cached is None or len(cached.instructions) != len(embeddings) or \
                     any(a is not b for a, b in zip(cached.instructions, embeddings)):
