@@ -113,6 +113,7 @@ def true_positions(folder: Path, truth: dict[str, Any], frame: dict[str, Any], o
     import cv2
 
     from find_ros.position3d import CameraMatrix, back_project, depth_in_metres
+    from find_ros.scenes.camera import to_camera
 
     k = truth["intrinsics"]
     camera = CameraMatrix(k["fx"], k["fy"], k["cx"], k["cy"], k["width"], k["height"])
@@ -126,8 +127,7 @@ def true_positions(folder: Path, truth: dict[str, Any], frame: dict[str, Any], o
         return None
     surface = back_project(us, vs, depth[vs, us], camera).mean(axis=0)
     centre_world = next(np.array(o["center"], float) for o in truth["objects"] if o["id"] == object_id)
-    world_from_camera = np.array(frame["world_from_camera"], float)
-    centre = world_from_camera[:3, :3].T @ (centre_world - world_from_camera[:3, 3])
+    centre = to_camera(centre_world[None], np.array(frame["world_from_camera"], float))[0]
     return surface, centre
 
 

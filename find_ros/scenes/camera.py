@@ -93,8 +93,7 @@ def opencv_to_opengl(world_from_camera: np.ndarray) -> np.ndarray:
 
 def project(points_world: np.ndarray, world_from_camera: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (N, 2) (pixel centres at integers) and z-depths (N,) of world points."""
-    camera_from_world = np.linalg.inv(world_from_camera)
-    pc = np.asarray(points_world, dtype=float) @ camera_from_world[:3, :3].T + camera_from_world[:3, 3]
+    pc = to_camera(points_world, world_from_camera)
     z = pc[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = np.stack([intrinsics.fx * pc[:, 0] / z + intrinsics.cx, intrinsics.fy * pc[:, 1] / z + intrinsics.cy], axis=1)
