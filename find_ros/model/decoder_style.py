@@ -1,7 +1,10 @@
 """Decoder styles: which numerics the interface, heads and read-outs use.
 
 A FIND model names its style in ``FindConfig.decoder_style``. Our own models use ``"find_ros"``
-(what they were trained with). A converted release of the authors' FIND (``find-ros import-find``)
+(what the first ones were trained with) or ``"relational"``: content attention carries the image
+features' positions into the queries' states (values, not only keys), and task queries see the
+proposals they choose among (prototype set "proposal_aware"), so "left of", "rightmost" and
+look-alikes told apart by place can be represented. A converted release of the authors' FIND (``find-ros import-find``)
 uses ``"official"``: the same modules, with each setting below switched to the behaviour the
 released decoder has (facts from the reference fixtures' README, ``find-official/README.md`` §3,
 §5 and §6). Tasks stay data: the style also picks which prototype set runs
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DECODER_STYLES = ("find_ros", "official")
+DECODER_STYLES = ("find_ros", "official", "relational")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class DecoderSettings:
     # Sine positions of the level features: "centred" puts row k at (k + 0.5) / H; "one_based"
     # at (k + 1) / (H + 1e-6), the DETR embedding the authors use in decoder and pixel decoder.
     sine_positions: str = "centred"
+    # Content attention adds the level features' sine positions to the values as well as the keys,
+    # so what a query gathers says where it came from (keys alone only steer where it looks).
+    value_positions: bool = False
     # How the previous layer's masks restrict a proposal's attention to a level: "pool" averages the
     # stride-4 pixel embeddings onto the level; "bilinear" resizes the stride-4 mask logits to the
     # level (align_corners=False), as the authors do.
@@ -64,4 +70,6 @@ def decoder_settings(style: str) -> DecoderSettings:
             class_suffixes=("-other", "-merged", "-stuff"), instances_of_things_only=True, panoptic_overlap_of="owned", point_samples=True,
             final_mask_resize="bicubic_antialias",
         )
+    if style == "relational":
+        return DecoderSettings(prototype_set="proposal_aware", value_positions=True)
     raise ValueError(f"decoder style {style!r} is not one of {', '.join(DECODER_STYLES)}")

@@ -490,10 +490,10 @@ class FindModel(nn.Module):
 
     @property
     def stacks_instructions(self) -> bool:
-        """Whether :meth:`ground_many` stacks the instructions into one pass. Our decoder does; the
+        """Whether :meth:`ground_many` stacks the instructions into one pass. Our decoders do; the
         authors' graph (``decoder_style`` "official") re-reads each instruction's point samples at every
         level, which the stack does not carry yet, so there ``ground_many`` grounds one at a time."""
-        return self.config.decoder_style == "find_ros"
+        return not self.config.decoder.point_samples
 
     def batch_instructions(self, instructions: Sequence[InstructionEmbeddings]) -> InstructionBatch:
         """Instructions stacked for :meth:`ground_many`; build it once and reuse it on every frame
@@ -505,7 +505,8 @@ class FindModel(nn.Module):
             raise ValueError(f"decoder_style {self.config.decoder_style!r} grounds instructions one at a time; "
                              "pass them to ground_many as a list")
         with self._autograd():
-            return batch_instructions(get_prototype("interleave_grounding"), "interleave", instructions,
+            return batch_instructions(get_prototype("interleave_grounding", self.config.decoder.prototype_set),
+                                      "interleave", instructions,
                                       self.config.num_object_queries, self.config.num_global_queries,
                                       self.device, self.dtype)
 

@@ -69,8 +69,10 @@ class Attention(nn.Module):
 
 
 class InterfaceLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float, empty_rows: str = "zero") -> None:
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float, empty_rows: str = "zero",
+                 value_positions: bool = False) -> None:
         super().__init__()
+        self.value_positions = value_positions  # DecoderSettings.value_positions
         self.content = Attention(dim, heads, dropout, empty_rows)
         self.conditional = Attention(dim, heads, dropout, empty_rows)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
@@ -85,7 +87,7 @@ class InterfaceLayer(nn.Module):
         """``token_pos``: the tokens' positional part (None: zero). ``token_rows`` (n,) long: tokens
         that take part in content attention as rows, under ``token_mask`` (B, n, image + T)."""
         keys = torch.cat([image + image_pos, tokens if token_pos is None else tokens + token_pos], dim=1)
-        values = torch.cat([image, tokens], dim=1)
+        values = torch.cat([image + image_pos if self.value_positions else image, tokens], dim=1)
         if token_rows is not None:  # from the same states as the queries' attention, then both update
             rows = tokens[:, token_rows]
             rows_pos = rows if token_pos is None else rows + token_pos[:, token_rows]
@@ -141,7 +143,8 @@ class FindInterface(nn.Module):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.settings = settings or DecoderSettings()
-        self.layers = nn.ModuleList(InterfaceLayer(hidden_dim, num_heads, ffn_dim, dropout, self.settings.empty_rows)
+        self.layers = nn.ModuleList(InterfaceLayer(hidden_dim, num_heads, ffn_dim, dropout, self.settings.empty_rows,
+                                                   self.settings.value_positions)
                                     for _ in range(num_layers))
         # The learned query pool (object queries, then global ones): content and position parts.
         self.query_feat = nn.Embedding(num_queries, hidden_dim)

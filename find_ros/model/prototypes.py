@@ -18,6 +18,7 @@ then runs it by name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -200,9 +201,10 @@ class TaskPrototype:
 
 # ------------------------------------------------------------------------------------------- registry
 
-# Prototype sets by name: "find_ros" (our own models) and "official" (the authors' attention graph,
-# for converted releases); a model's DecoderSettings.prototype_set picks one.
-_REGISTRY: dict[str, dict[str, TaskPrototype]] = {"find_ros": {}, "official": {}}
+# Prototype sets by name: "find_ros" (our own models), "proposal_aware" (our relational models) and
+# "official" (the authors' attention graph, for converted releases); a model's
+# DecoderSettings.prototype_set picks one.
+_REGISTRY: dict[str, dict[str, TaskPrototype]] = {"find_ros": {}, "proposal_aware": {}, "official": {}}
 DEFAULT_SET = "find_ros"
 
 
@@ -308,6 +310,40 @@ INTERLEAVE_RETRIEVAL = register_prototype(TaskPrototype(
     conditional=("p.interleave <-> p.interleave",),
     readout=ReadoutSpec("similarity", proposals="image", targets="interleave"),
 ))
+
+
+# ------------------------------------------------- task queries that see the proposals ("proposal_aware")
+# The six above with two changes. A grounding target (phrase or entity query) also reads the
+# proposals it will be matched against, so "the leftmost cone" can be judged among the cones in
+# view rather than from the words alone. The image-level query of retrieval is re-pooled from
+# object proposals (the released FIND's image embedding, QuerySpec.pooled_from), so the small
+# things a caption names reach the global embedding instead of one query averaging the whole view.
+
+PROPOSAL_AWARE = "proposal_aware"
+
+
+def _sees_proposals(prototype: TaskPrototype, target: str, proposals: str) -> TaskPrototype:
+    return dataclasses.replace(prototype, description=prototype.description + " (targets see the proposals)",
+                               conditional=(*prototype.conditional, f"q.{target} <- q.{proposals}"))
+
+
+def _pooled_image(prototype: TaskPrototype) -> TaskPrototype:
+    image, *others = prototype.queries
+    if image.name != "image":
+        raise ValueError(f"{prototype.name}: the image query must come first")
+    return dataclasses.replace(
+        prototype, description=prototype.description + " (image embedding re-pooled from object proposals)",
+        queries=(QuerySpec("object", "object", outputs=("semantic", "pixel")),
+                 QuerySpec("image", "global", pooled_from="object"), *others),
+        content=("q.object <- p.image", *prototype.content),
+        conditional=(*prototype.conditional, "q.object <-> q.object", "q.image <- q.object"))
+
+
+for _prototype in (GENERIC_SEGMENTATION, INTERACTIVE_SEGMENTATION,
+                   _sees_proposals(GROUNDED_SEGMENTATION, "text", "grounding"),
+                   _sees_proposals(INTERLEAVE_GROUNDING, "interleave", "entity"),
+                   _pooled_image(IMAGE_TEXT_RETRIEVAL), _pooled_image(INTERLEAVE_RETRIEVAL)):
+    register_prototype(_prototype, prototype_set=PROPOSAL_AWARE)
 
 
 # ------------------------------------------------------------- the authors' graph (prototype set "official")

@@ -29,6 +29,9 @@ from training.data_engine.schema import EntityCaption
 class ItemConfig:
     max_grounded: int = 4  # referring expressions per image and step
     grounded_from_entities: bool = True  # FIND-Bench phrases are referring expressions too
+    # FIND-Bench phrases naming stuff ("the floor") as grounding targets too. Grounded evaluation
+    # asks only for things (the refs), so with False every grounded target is a thing to pick out.
+    grounded_stuff: bool = True
     max_interactive: int = 4  # objects prompted per image and step
     interactive_kinds: tuple[str, ...] = KINDS
     negative_prob: float = 0.2
@@ -143,7 +146,9 @@ class TrainItems(torch.utils.data.Dataset):
     def _grounded(self, sample: Sample, panoptic: np.ndarray | None, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         pool: list[tuple[list[str], int]] = [(list(r.sentences), r.ann_id) for r in sample.refs]
         if self.cfg.grounded_from_entities:
-            pool += [([p.phrase], p.annotation_id) for c in sample.entities for p in c.phrases]
+            things = None if self.cfg.grounded_stuff else {seg.id for seg in sample.segments if seg.isthing}
+            pool += [([p.phrase], p.annotation_id) for c in sample.entities for p in c.phrases
+                     if things is None or p.annotation_id in things]
         if not pool:
             return []
         # One expression per object: two expressions for the same object would compete for one proposal.
