@@ -6,13 +6,17 @@ CLI make — scored by :mod:`training.metrics`:
 
 * generic segmentation (panoptic PNG + JSON): PQ/SQ/RQ, thing mask mAP and AP50, semantic mIoU;
 * grounded segmentation (refs): one run per referring expression; cIoU, mIoU, precision@0.5;
+  also by expression kind where the refs say it (``grounded_attributes``, ``grounded_binary``,
+  ``grounded_support``, ``grounded_superlative``; the synthetic world's refs do);
 * interleave grounding (FIND-Bench): each phrase turns visual with probability ``--visual-prob``
   (drawn from ``--seed`` and the image id, so the set is fixed), showing its ``reference`` segment
-  in another image; every entity's mask is scored; cIoU, mIoU, precision@0.5;
+  in another image; every entity's mask is scored; cIoU, mIoU, precision@0.5, also for entities
+  naming things and stuff apart (``interleave_grounding_things`` / ``_stuff``);
 * image–text retrieval (captions): every caption against every image; IR@1/5/10, TR@1/5/10;
 * interleave retrieval (FIND-Bench): the same interleaved instructions against every image; IR@5/10.
 
-The result is one JSON object (``--json``) or a table. Images are processed in batches and only
+The result is one JSON object (``--json``) or a table. With several ``--data`` directories (held-out
+seeds) it holds each run under ``runs`` and the ``mean`` and ``sd`` (sample) of every figure. Images are processed in batches and only
 sums and embeddings are kept, so memory does not grow with the masks of the split.
 """
 
@@ -60,6 +64,9 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
         if "generic" in want and any(s.panoptic_file for s in samples) else None
     grounded = GroundingMeter() if "grounded" in want else None
     interleave = GroundingMeter() if "interleave_grounding" in want else None
+    # Breakdowns: grounded by expression kind (Ref.kinds), interleave entities on things and on stuff.
+    grounded_kinds: dict[str, GroundingMeter] = {}
+    interleave_split = {"things": GroundingMeter(), "stuff": GroundingMeter()}
     by_crop = GroundingMeter() if "crop_grounding" in want else None
     image_vecs: list[torch.Tensor] = []
     captions: list[str] = []
@@ -93,9 +100,11 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
                 if grounded is not None:
                     for ref in sample.refs:
                         truth = data.object_mask(sample, ref.ann_id, panoptic)
-                        for sentence in ref.sentences:
+                        for k, sentence in enumerate(ref.sentences):
                             answer = model.ground_phrases(one, [sentence])[0].entities[0]
                             grounded.update(answer.mask, truth)
+                            if ref.kind(k) is not None:
+                                grounded_kinds.setdefault(ref.kind(k), GroundingMeter()).update(answer.mask, truth)
                 if sample.captions:
                     captions.extend(sample.captions)
                     caption_image.extend([gallery_index] * len(sample.captions))
@@ -115,9 +124,13 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
                         instr = model.encode_instruction(plan.text, visuals)
                         if interleave is not None:
                             answer = model.ground(one, instr)[0]
+                            things = {seg.id for seg in sample.segments if seg.isthing}
                             for entity, target in zip(answer.entities, plan.targets):
                                 if target is not None:
-                                    interleave.update(entity.mask, data.object_mask(sample, target, panoptic))
+                                    truth = data.object_mask(sample, target, panoptic)
+                                    interleave.update(entity.mask, truth)
+                                    if sample.segments:
+                                        interleave_split["things" if target in things else "stuff"].update(entity.mask, truth)
                         if "interleave_retrieval" in want:
                             instr_vecs.append(model.embed_instructions([instr]).cpu())
                             instr_image.append(gallery_index)
@@ -141,8 +154,13 @@ def evaluate(model: Any, data: Any, *, tasks: tuple[str, ...] = EVAL_TASKS, limi
         out["generic"] = generic.compute()
     if grounded is not None and len(grounded):
         out["grounded"] = grounded.compute()
+    for kind, meter in sorted(grounded_kinds.items()):
+        out[f"grounded_{kind}"] = meter.compute()
     if interleave is not None and len(interleave):
         out["interleave_grounding"] = interleave.compute()
+        for part, meter in interleave_split.items():
+            if len(meter):
+                out[f"interleave_grounding_{part}"] = meter.compute()
     if by_crop is not None and len(by_crop):
         out["crop_grounding"] = by_crop.compute()
     images = torch.cat(image_vecs) if image_vecs else None
@@ -160,6 +178,8 @@ def finite(value: Any) -> Any:
     """NaN/inf (a metric with nothing to measure) as null: strict JSON has no NaN."""
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -168,7 +188,9 @@ def finite(value: Any) -> Any:
 def _table(result: dict[str, Any]) -> str:
     lines = []
     for key, value in result.items():
-        if isinstance(value, dict):
+        if isinstance(value, list):  # the runs of several data directories
+            lines += [f"{key}[{i}]:\n" + "\n".join("  " + line for line in _table(v).splitlines()) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
             lines.append(f"{key}:")
             lines += [f"  {k:<16} {v:.4f}" if isinstance(v, float) else f"  {k:<16} {v}" for k, v in value.items()]
         else:
@@ -176,10 +198,32 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def flat_figures(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every number of an evaluation as ``"task.metric"``: counts included, strings left out."""
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.update(flat_figures(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (ddof 1) of each figure that every run reports."""
+    figures = [flat_figures(r) for r in runs]
+    keys = [k for k in figures[0] if all(k in f for f in figures[1:])]
+    values = {k: np.array([f[k] for f in figures]) for k in keys}
+    return {"mean": {k: float(v.mean()) for k, v in values.items()},
+            "sd": {k: float(v.std(ddof=1)) for k, v in values.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
-    parser.add_argument("--data", required=True, help="dataset directory (COCO / FIND-Bench / synthetic layout)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="dataset directory (COCO / FIND-Bench / synthetic layout); several: each is evaluated "
+                             "and the mean and sample standard deviation of every figure are reported too")
     parser.add_argument("--split", default=None, help="split name (default: the only one, or val)")
     parser.add_argument("--tasks", default=",".join(EVAL_TASKS), help=f"comma-separated subset of {','.join(EVAL_TASKS)}")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
@@ -207,17 +251,22 @@ def main(argv: list[str] | None = None) -> int:
         from training.data.sources import discover
 
         model_dir = resolve_model_dir(args.model)
-        start = time.perf_counter()
         model = FindModel.from_pretrained(model_dir, device=args.device)
-        data = load_split(discover(args.data, args.split))
-        result = evaluate(model, data, tasks=tasks, limit=args.limit, batch_size=args.batch_size,
-                          visual_prob=args.visual_prob, seed=args.seed,
-                          segmentation=segmentation, progress=not args.no_progress)
+        sources = [discover(d, args.split) for d in args.data]  # every directory checked before any runs
+        runs = []
+        for directory, source in zip(args.data, sources):
+            start = time.perf_counter()
+            data = load_split(source)
+            result = evaluate(model, data, tasks=tasks, limit=args.limit, batch_size=args.batch_size,
+                              visual_prob=args.visual_prob, seed=args.seed,
+                              segmentation=segmentation, progress=not args.no_progress)
+            runs.append({"data": str(Path(directory)), "split": data.source.name, **result,
+                         "seconds": round(time.perf_counter() - start, 2)})
     except (ValueError, FileNotFoundError) as error:
         print(f"training.evaluate: error: {error}", file=sys.stderr)
         return 2
-    result = {"model": str(model_dir), "untrained": bool(model.untrained), "data": str(Path(args.data)),
-              "split": data.source.name, **result, "seconds": round(time.perf_counter() - start, 2)}
+    head = {"model": str(model_dir), "untrained": bool(model.untrained)}
+    result = {**head, **runs[0]} if len(runs) == 1 else {**head, **spread(runs), "runs": runs}
     result = finite(result)
     print(json.dumps(result, allow_nan=False) if args.json else _table(result))
     return 0

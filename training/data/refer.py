@@ -29,6 +29,28 @@ class Ref:
     image_id: int
     split: str
     sentences: tuple[str, ...]
+    # Per sentence, what kind of expression it is, when the file says (the synthetic world's refs
+    # carry their structured form): "attributes", "binary" ("left of", "behind"), "support" ("on
+    # the table") or "superlative" ("leftmost"); None for a plain RefCOCO sentence.
+    kinds: tuple[str | None, ...] = ()
+
+    def kind(self, k: int) -> str | None:
+        return self.kinds[k] if k < len(self.kinds) else None
+
+
+def expression_kind(expression: Any) -> str | None:
+    """The kind of a structured expression (``{"relation": ...}``): see :attr:`Ref.kinds`."""
+    if not isinstance(expression, dict):
+        return None
+    from find_ros.scenes.referring import BINARY_RELATIONS, SUPERLATIVES, SUPPORT_RELATIONS
+
+    relation = expression.get("relation")
+    if relation is None:
+        return "attributes"
+    for kind, relations in (("binary", BINARY_RELATIONS), ("support", SUPPORT_RELATIONS), ("superlative", SUPERLATIVES)):
+        if relation in relations:
+            return kind
+    return None
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -78,11 +100,12 @@ def load_refs(path: str | Path, known_annotations: set[int] | None = None) -> li
         sentences = r.get("sentences")
         if not isinstance(sentences, list) or not sentences:
             raise InputFormatError(path, rec, "'sentences' must be a non-empty list")
-        texts = []
+        texts, kinds = [], []
         for j, s in enumerate(sentences):
             text = s.get("sent", s.get("raw")) if isinstance(s, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise InputFormatError(path, f"{rec}.sentences[{j}]", "'sent' (or 'raw') must be a non-empty string")
             texts.append(" ".join(text.split()))
-        refs.append(Ref(r["ref_id"], r["ann_id"], r["image_id"], r["split"], tuple(texts)))
+            kinds.append(expression_kind(s.get("expression")))
+        refs.append(Ref(r["ref_id"], r["ann_id"], r["image_id"], r["split"], tuple(texts), tuple(kinds)))
     return refs
