@@ -72,3 +72,27 @@ def test_unstored_encoder_looks_up_but_keeps_nothing_new() -> None:
     unstored_plain = unstored(nn.Identity())
     with unstored_plain:  # any other encoder: no effect
         pass
+
+
+def _grounded_kinds(data_dir: Path, **cfg: object) -> list[tuple[int, bool, bytes]]:
+    """Every grounded target of every item: (item, is it a thing, its mask's bytes)."""
+    data = load_split(discover(data_dir, "train"))
+    items = TrainItems(data, ItemConfig(max_grounded=1000, **cfg), seed=0)
+    out = []
+    for i in range(len(data)):
+        item = items.build(i, item_rng(0, 0, i))
+        for _, mask in item.grounded:
+            owners = [k for k, m in enumerate(item.masks) if np.array_equal(m, mask)]
+            assert len(owners) == 1, "a grounded target is not one panoptic segment"
+            out.append((i, data.categories.isthing[item.labels[owners[0]]], mask.tobytes()))
+    return out
+
+
+def test_grounded_targets_without_stuff_are_the_things_alone(synthetic_data: Path) -> None:
+    """ItemConfig.grounded_stuff=False: FIND-Bench phrases naming stuff ("the floor") are no longer
+    grounding targets; every thing target stays."""
+    with_stuff = _grounded_kinds(synthetic_data)
+    assert any(not thing for _, thing, _ in with_stuff), "the fixture has no stuff phrase: the test would be vacuous"
+    without = _grounded_kinds(synthetic_data, grounded_stuff=False)
+    assert without and all(thing for _, thing, _ in without)
+    assert {(i, m) for i, _, m in without} == {(i, m) for i, thing, m in with_stuff if thing}
