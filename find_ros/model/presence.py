@@ -72,7 +72,7 @@ LEGACY_FEATURES = ("match", "void_margin", "log_mask_fraction")
 # What a calibration fits by default. target_void places each instruction (an instruction-level
 # offset: alone it says nothing, AUROC 0.48), mean_margin and mask_probability compare the chosen
 # proposal with the frame's others and grade its mask; on the default model they lift held-out
-# text AUROC from 0.897 to 0.917 (MODEL_CARD.md, issue 18). runner_up_margin and others_margin
+# text AUROC from 0.897 to 0.917 (MODEL_CARD.md "Presence", issue 18). runner_up_margin and others_margin
 # measured weaker and stay for --features only.
 DEFAULT_FEATURES = ("match", "void_margin", "log_mask_fraction", "mean_margin", "mask_probability", "target_void")
 
