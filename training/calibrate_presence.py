@@ -1,11 +1,12 @@
 """Calibrate a model's presence decision (find_ros.model.presence) on walk-through bags.
 
     python -m training.calibrate_presence [--model DIR] [--seeds 20-24] [--frames 40] [--size 320x240]
-                                          [--work DIR] [--write]
+                                          [--features A,B,...] [--work DIR] [--threads N] [--write]
 
 Grounds a text and a crop instruction for every object of each seed's walk-through in every frame,
-prints one JSON line per candidate signal and entity kind (its AUROC for present against absent
-frames), fits one logistic model per kind on the three presence features, picks the threshold on
+prints one JSON line per presence feature and entity kind (its AUROC alone for present against
+absent frames), fits one logistic model per kind on the features --features names (default
+find_ros.model.presence.DEFAULT_FEATURES; the names are stored with the fit), picks the threshold on
 the fitted probability that maximises the smaller of precision and recall over both kinds, prints
 the fitted figures, and with --write stores the result under ``presence`` in the model's
 config.json. Use seeds that no test, demo or evaluation uses (the default model: 20-24; its
@@ -23,6 +24,7 @@ import numpy as np
 
 from find_ros.demo.scoring import auroc
 from find_ros.model.presence import (
+    DEFAULT_FEATURES,
     PRESENCE_FEATURES,
     LogisticPresence,
     PresenceSettings,
@@ -39,24 +41,25 @@ ENTITY_KIND = {"text": "text", "crop": "visual"}  # instruction kind → Presenc
 
 
 def signal_aurocs(samples: list[PresenceSample]) -> list[dict[str, object]]:
-    """AUROC of each raw signal (and of its features) for present against absent, per instruction kind."""
+    """AUROC of every presence feature alone for present against absent, per instruction kind."""
     figures = []
     for kind in ENTITY_KIND:
         chosen = [s for s in samples if s.kind == kind]
         present = [s.present for s in chosen]
-        for name in ("match", "void_margin", "mask_fraction"):
+        for name in PRESENCE_FEATURES:
             figures.append({"figure": "signal_auroc", "kind": kind, "signal": name,
-                            "auroc": round(auroc([getattr(s.signals, name) for s in chosen], present), 4)})
+                            "auroc": round(auroc([s.signals.feature(name) for s in chosen], present), 4)})
     return figures
 
 
-def fit(samples: list[PresenceSample]) -> dict[str, LogisticPresence]:
+def fit(samples: list[PresenceSample], features: tuple[str, ...] = DEFAULT_FEATURES) -> dict[str, LogisticPresence]:
+    """One logistic model per entity kind on ``features`` of ``samples``."""
     from sklearn.linear_model import LogisticRegression
 
     models = {}
     for kind, entity_kind in ENTITY_KIND.items():
         chosen = [s for s in samples if s.kind == kind]
-        x = np.array([s.signals.features() for s in chosen])
+        x = np.array([s.signals.features(features) for s in chosen])
         y = np.array([s.present for s in chosen])
         if y.all() or not y.any():
             raise ValueError(f"{kind} instructions: the seeds give only {'present' if y.all() else 'absent'} frames")
@@ -85,12 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_walkthrough_arguments(parser, seeds="20-24")
     parser.add_argument("--write", action="store_true", help="store the calibration in the model's config.json")
+    parser.add_argument("--features", default=",".join(DEFAULT_FEATURES),
+                        help=f"comma-separated presence features (of {', '.join(PRESENCE_FEATURES)})")
     args = parser.parse_args(argv)
+    features = tuple(n.strip() for n in args.features.split(","))
+    try:
+        PresenceSettings(features=features)
+    except ValueError as error:
+        parser.error(f"--features: {error}")
     _, model_dir, samples = load_and_collect(parser, args)
     seeds = parse_seeds(args.seeds)
     for figure in signal_aurocs(samples):
         print(json.dumps(figure))
-    settings = PresenceSettings(**fit(samples))
+    settings = PresenceSettings(**fit(samples, features), features=features)
     settings = replace(settings, threshold=choose_threshold(settings, samples))
     fitted = []
     for kind, entity_kind in ENTITY_KIND.items():
@@ -103,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                        "present": sum(present), "absent": len(present) - sum(present)})
         print(json.dumps(fitted[-1]))
     command = (f"python -m training.calibrate_presence --seeds {args.seeds} --frames {args.frames} --size {args.size} --write"
+               + (f" --features {args.features}" if features != DEFAULT_FEATURES else "")
                + (f" --model {args.model}" if args.model else ""))
     settings = replace(settings, calibration={"command": command, "seeds": seeds, "frames": args.frames,
-                                              "size": [int(v) for v in args.size.split("x")], "features": list(PRESENCE_FEATURES),
+                                              "size": [int(v) for v in args.size.split("x")],
                                               "fit": fitted})
     print(json.dumps({"figure": "presence", **settings.to_dict()}))
     if args.write:

@@ -6,6 +6,11 @@ machine that trained it, yet copying a packaged language model (90 MB of MiniLM)
 So: a vision (or language) encoder loaded from a directory is copied into ``vision/``
 (``language/``) and the config names it relatively; packaged names stay as they are.
 
+Presence (``config.json``'s ``presence``, :mod:`find_ros.model.presence`) is fitted on these very
+weights and read-out settings, so the export keeps the source's calibration only when it changes no
+read-out setting, and never carries over the destination's (other weights); without one it says to
+re-run ``python -m training.calibrate_presence --model OUT --write``.
+
     python -m training.export --model runs/default/model --out find_ros/default_model \
         --input-size 256 --visual-match-blend 0.5
 """
@@ -47,7 +52,10 @@ def export_model(src: str | Path, dst: str | Path, **inference: Any) -> Path:
     unknown = set(inference) - INFERENCE_SETTINGS
     if unknown:
         raise ValueError(f"not an inference setting: {', '.join(sorted(unknown))}")
-    config = FindConfig(**{**dataclasses.asdict(config), **{k: v for k, v in inference.items() if v is not None}})
+    changed = {k: v for k, v in inference.items() if v is not None and v != getattr(config, k)}
+    config = FindConfig(**{**dataclasses.asdict(config), **changed})
+    if changed:
+        config.presence = None  # calibrated under the old read-out settings
     load_weights(src / WEIGHTS_NAME)  # refuse to ship a corrupt file
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
@@ -91,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="semantic share of a visual entity's proposal match (default: as trained, 0)")
     args = parser.parse_args(argv)
     try:
-        print(export_model(args.model, args.out, input_size=args.input_size,
-                           visual_match_blend=args.visual_match_blend))
+        out = export_model(args.model, args.out, input_size=args.input_size, visual_match_blend=args.visual_match_blend)
     except (ValueError, FileNotFoundError) as error:
         print(f"training.export: error: {error}", file=sys.stderr)
         return 2
+    print(out)
+    if FindConfig.load(out / CONFIG_NAME).presence is None:
+        print(f"training.export: {out} has no presence calibration (entities fall back to the uncalibrated "
+              f"'no object' decision); run: python -m training.calibrate_presence --model {out} --write",
+              file=sys.stderr)
     return 0
 
 

@@ -54,9 +54,10 @@ def walkthrough(work: Path, seed: int, frames: int, size: tuple[int, int]) -> Pa
 
 
 def collect(model: Any, seeds: list[int], work: Path, frames: int = DEFAULT_FRAMES,
-            size: tuple[int, int] = DEFAULT_SIZE) -> list[PresenceSample]:
+            size: tuple[int, int] = DEFAULT_SIZE, max_objects: int | None = None) -> list[PresenceSample]:
     """Every instruction of every seed's walk-through grounded in every frame (slivers left out,
-    :func:`find_ros.demo.scoring.presence_truth`)."""
+    :func:`find_ros.demo.scoring.presence_truth`); ``max_objects``: only the best-seen ones, as
+    ``make demo`` names them (None: every object fully seen in some frame)."""
     from find_ros.demo.scene_instructions import object_instructions
     from find_ros.demo.scoring import presence_truth
     from find_ros.image_io import ENTITY_CROP_CONTEXT, read_rgb
@@ -66,7 +67,7 @@ def collect(model: Any, seeds: list[int], work: Path, frames: int = DEFAULT_FRAM
         folder = walkthrough(work, seed, frames, size)
         truth = json.loads((folder / "ground_truth.json").read_text())
         instructions = [(score, model.encode_instruction(text, crops))
-                        for score, text, crops in object_instructions(folder, truth, None, ENTITY_CROP_CONTEXT)]
+                        for score, text, crops in object_instructions(folder, truth, max_objects, ENTITY_CROP_CONTEXT)]
         for frame in truth["frames"]:
             image = model.encode_image(read_rgb(folder / frame["image"]))
             for score, encoded in instructions:

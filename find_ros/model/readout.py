@@ -135,16 +135,19 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
         probs = logits.softmax(-1)
         chosen = logits.argmax(-1)
-        masks = resize_chosen(preds.masks[spec.proposals][b][chosen], output.image, b, spec.mask_resize,
-                              (decoder or DecoderSettings()).final_mask_resize) > 0
+        mask_logits = resize_chosen(preds.masks[spec.proposals][b][chosen], output.image, b, spec.mask_resize,
+                                    (decoder or DecoderSettings()).final_mask_resize)
+        masks = mask_logits > 0
         void = void_logits(heads, preds.semantic[spec.proposals][b][chosen])
+        target_void = void_logits(heads, preds.semantic[spec.targets][b])
         entities = []
         for g in range(len(labels)):
             entity = EntityMask(label=labels[g], score=float(probs[g, chosen[g]]), mask=masks[g].cpu().numpy(),
                                 proposal=int(chosen[g]), is_visual=bool(has_ref[g]) if has_ref is not None else False,
                                 match=float(logits[g, chosen[g]]),
                                 visual_index=visual_indices[g] if visual_indices is not None else None)
-            judge_presence(entity, float(void[g]), presence)
+            entity.signals = presence_signals(logits[g], int(chosen[g]), mask_logits[g], float(void[g]), float(target_void[g]))
+            judge_presence(entity, presence)
             entities.append(entity)
         results.append(GroundingResult(image_size=output.image.image_sizes[b], entities=entities))
     return results
@@ -155,10 +158,28 @@ def void_logits(heads: Heads, proposals: Tensor) -> Tensor:
     return heads.similarity(proposals, heads.void_embedding[None].to(proposals.dtype))[:, 0].float()
 
 
-def judge_presence(entity: EntityMask, void_logit: float, presence: PresenceSettings) -> None:
-    """The one presence hook of every match read-out: fills ``signals``, ``confidence`` and ``found``."""
-    entity.signals = PresenceSignals(match=entity.match, void_margin=entity.match - void_logit,
-                                     mask_fraction=entity.mask_area / max(entity.mask.size, 1))
+def presence_signals(logits: Tensor, chosen: int, mask_logits: Tensor, void_logit: float,
+                     target_void: float) -> PresenceSignals:
+    """The presence signals of one target: its logits (P,) against every proposal, the chosen
+    proposal's index, its mask logits (H, W) and "no object" logit, and the target's own."""
+    match = float(logits[chosen])
+    others = torch.cat([logits[:chosen], logits[chosen + 1:]])
+    on = mask_logits > 0
+    area = int(on.sum())
+    return PresenceSignals(
+        match=match, void_margin=match - void_logit, mask_fraction=area / max(on.numel(), 1),
+        # A lone proposal has no rival: its margins count as none.
+        runner_up_margin=match - float(others.max()) if others.numel() else 0.0,
+        others_margin=match - float(torch.logsumexp(others, 0)) if others.numel() else 0.0,
+        mean_margin=match - float(others.mean()) if others.numel() else 0.0,
+        mask_probability=float(mask_logits[on].sigmoid().mean()) if area else 0.0,
+        target_void=target_void)
+
+
+def judge_presence(entity: EntityMask, presence: PresenceSettings) -> None:
+    """The one presence hook of every match read-out: ``confidence`` and ``found`` from ``signals``."""
+    if entity.signals is None:
+        raise ValueError(f"entity {entity.label!r}: no presence signals to judge")
     entity.confidence = presence.confidence(entity.signals, entity.is_visual)
     entity.found = presence.found(entity.confidence)
 

@@ -13,28 +13,39 @@ import pytest
 from find_ros.model import FindModel, default_model_dir
 from find_ros.model.config import FindConfig
 from find_ros.model.presence import (
+    DEFAULT_FEATURES,
     FALLBACK,
+    LEGACY_FEATURES,
+    PRESENCE_FEATURES,
     LogisticPresence,
     PresenceSettings,
     PresenceSignals,
 )
 
-SIGNALS = PresenceSignals(match=3.0, void_margin=-1.0, mask_fraction=0.01)
+SIGNALS = PresenceSignals(match=3.0, void_margin=-1.0, mask_fraction=0.01, runner_up_margin=0.5, others_margin=-0.7,
+                          mean_margin=2.0, mask_probability=0.9, target_void=-4.0)
 CALIBRATED = PresenceSettings(text=LogisticPresence((1.0, 0.5, 0.25), -2.0), visual=LogisticPresence((2.0, 0.0, 0.0), -5.0),
-                              threshold=0.6, calibration={"seeds": [99]})
+                              threshold=0.6, calibration={"seeds": [99]}, features=("mean_margin", "mask_probability", "log_mask_fraction"))
 
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def test_a_logistic_model_per_kind_gives_the_confidence_and_one_threshold_decides() -> None:
-    text = _sigmoid(3.0 - 0.5 + 0.25 * math.log(0.01) - 2.0)
+def test_a_logistic_model_per_kind_on_the_named_features_gives_the_confidence_and_one_threshold_decides() -> None:
+    text = _sigmoid(2.0 + 0.5 * 0.9 + 0.25 * math.log(0.01) - 2.0)
     assert CALIBRATED.confidence(SIGNALS, is_visual=False) == pytest.approx(text)
-    assert CALIBRATED.confidence(SIGNALS, is_visual=True) == pytest.approx(_sigmoid(1.0))
+    assert CALIBRATED.confidence(SIGNALS, is_visual=True) == pytest.approx(_sigmoid(-1.0))
     assert CALIBRATED.found(0.6) and not CALIBRATED.found(0.59)
-    # An empty mask still gives a finite feature.
-    assert math.isfinite(PresenceSignals(1.0, 1.0, 0.0).features()[2])
+    # The same weights on other features give another confidence: the names are read, not their order.
+    legacy = PresenceSettings(text=CALIBRATED.text, visual=CALIBRATED.visual, features=LEGACY_FEATURES)
+    assert legacy.confidence(SIGNALS, is_visual=False) == pytest.approx(_sigmoid(3.0 - 0.5 + 0.25 * math.log(0.01) - 2.0))
+    # An empty mask still gives a finite feature; every known feature has a value.
+    assert math.isfinite(PresenceSignals(1.0, 1.0, 0.0).feature("log_mask_fraction"))
+    assert len(SIGNALS.features(PRESENCE_FEATURES)) == len(PRESENCE_FEATURES)
+    assert set(DEFAULT_FEATURES) <= set(PRESENCE_FEATURES)
+    with pytest.raises(ValueError, match="unknown presence feature 'colour'"):
+        SIGNALS.feature("colour")
 
 
 def test_a_model_without_calibration_uses_the_no_object_probability_at_one_half() -> None:
@@ -48,9 +59,16 @@ def test_settings_round_trip_through_the_config_and_bad_ones_are_named() -> None
     assert PresenceSettings.from_dict(json.loads(json.dumps(CALIBRATED.to_dict()))) == CALIBRATED
     with pytest.raises(ValueError, match="unknown keys colour"):
         PresenceSettings.from_dict({"colour": 1})
+    # A config of the first calibrations names no features: they were the legacy three.
+    legacy = {"text": {"weights": [1, 2, 3], "bias": 0}, "threshold": 0.5}
+    assert PresenceSettings.from_dict(legacy).features == LEGACY_FEATURES
     with pytest.raises(ValueError, match="re-run python -m training.calibrate_presence"):
-        PresenceSettings.from_dict({"features": ["match"], "threshold": 0.5})
-    with pytest.raises(ValueError, match="2 given, 3 features"):
+        PresenceSettings.from_dict({"features": ["match", "colour"], "threshold": 0.5})
+    with pytest.raises(ValueError, match="give distinct names"):
+        PresenceSettings.from_dict({"features": ["match", "match"], "threshold": 0.5})
+    with pytest.raises(ValueError, match="presence.features: expected a list of names"):
+        PresenceSettings.from_dict({"features": "match"})
+    with pytest.raises(ValueError, match=r"presence.text: 2 weights given, 3 features \(match, void_margin, log_mask_fraction\)"):
         PresenceSettings.from_dict({"text": {"weights": [1, 2], "bias": 0}})
     with pytest.raises(ValueError, match=r"presence threshold must be in \(0, 1\)"):
         PresenceSettings.from_dict({"threshold": 1.5})
@@ -78,6 +96,13 @@ def test_every_match_read_out_uses_the_presence_its_model_directory_carries(tiny
         for entity in grounded + phrases:
             s = entity.signals
             assert s.match == entity.match and s.mask_fraction == pytest.approx(entity.mask_area / entity.mask.size)
+            # The chosen proposal is the best: it leads the runner-up, which leads the mean of the
+            # others, and the softmax score is its share against the others' logsumexp.
+            assert 0.0 <= s.runner_up_margin <= s.mean_margin
+            assert s.others_margin <= s.runner_up_margin
+            assert _sigmoid(s.others_margin) == pytest.approx(entity.score, rel=1e-4, abs=1e-6)
+            # Its mask is where the mask logit is positive, so its mean probability there is above 1/2.
+            assert (0.5 < s.mask_probability <= 1.0) if entity.mask_area else s.mask_probability == 0.0
             assert entity.confidence == pytest.approx(settings.confidence(s, entity.is_visual))
             assert entity.found == (entity.confidence >= settings.threshold)
         assert [e.is_visual for e in grounded] == [False, True]

@@ -29,3 +29,26 @@ def test_export_refuses_what_is_not_a_read_out_setting(tiny_model_dir: Path, tmp
     # An impossible value is named by FindConfig and nothing is written.
     assert main(["--model", str(tiny_model_dir), "--out", str(tmp_path / "bad"), "--visual-match-blend", "2"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_export_keeps_a_calibration_only_for_unchanged_read_out_settings_and_says_when_there_is_none(
+        tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from find_ros.model import FindConfig
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, calibrated)
+    config = FindConfig.load(calibrated / "config.json")
+    presence = {"features": ["match"], "text": {"weights": [1.0], "bias": 0.0},
+                "visual": {"weights": [2.0], "bias": 0.0}, "threshold": 0.6, "calibration": {}}
+    config.presence = presence
+    config.save(calibrated / "config.json")
+
+    assert FindConfig.load(export_model(calibrated, tmp_path / "same") / "config.json").presence == presence
+    resized = export_model(calibrated, tmp_path / "resized", input_size=config.input_size + 32)
+    assert FindConfig.load(resized / "config.json").presence is None
+    # The destination's old calibration (other weights) is not carried over, and the command says so.
+    assert main(["--model", str(tiny_model_dir), "--out", str(tmp_path / "same")]) == 0
+    assert FindConfig.load(tmp_path / "same" / "config.json").presence is None
+    assert "python -m training.calibrate_presence --model" in capsys.readouterr().err
