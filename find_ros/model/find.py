@@ -535,8 +535,8 @@ class FindModel(nn.Module):
         with self._autograd():
             rows = batch.size
             image_prompts, level_sizes, pooled = self._image_inputs(image)
-            state = self.interface(batch.layout, [p.expand(rows, -1, -1) for p in image_prompts], level_sizes,
-                                   [p.expand(rows, -1, -1) for p in pooled], batch.tokens, self.heads.pixel_embed)
+            # The frame's inputs keep batch 1: the interface shares them across the rows.
+            state = self.interface(batch.layout, image_prompts, level_sizes, pooled, batch.tokens, self.heads.pixel_embed)
             shared = dataclasses.replace(image, pixel=image.pixel.expand(rows, -1, -1, -1))
             stacked = self._heads(TaskOutput(task, proto, shared, {}, state), state.queries)
         results = []
