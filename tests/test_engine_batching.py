@@ -62,3 +62,29 @@ def test_ground_frames_matches_one_frame_at_a_time(engine) -> None:
         assert grounded.image_size == image.shape[:2]
         # The vision encoder's convolutions round differently in a batch (about 1e-6).
         _same(engine.ground(engine.encode_frame(image), instruction), grounded, exact=False)
+
+
+def test_model_calls_run_in_inference_mode(engine) -> None:
+    """Nodes never train: the engine runs the model under torch.inference_mode, whatever the caller's
+    thread has on (FindModel's eval mode alone is only no_grad)."""
+    import torch
+
+    seen: list[bool] = []
+    model = engine.model
+    original = model.ground_many
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_inference_mode_enabled())
+        return original(*args, **kwargs)
+
+    instructions = _encoded(engine, 2)
+    frame = engine.encode_frame(_frame(5))
+    assert frame.pixel.is_inference()  # the frame's tensors were made in inference mode
+    model.ground_many = spy
+    try:
+        with torch.enable_grad():
+            engine.ground_all(frame, instructions)
+    finally:
+        del model.ground_many
+    assert seen == [True]
+    assert not torch.is_inference_mode_enabled()  # and the caller's mode is back

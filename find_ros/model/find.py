@@ -445,7 +445,9 @@ class FindModel(nn.Module):
             output.aux = [self._heads(output, q) for q in output.state.intermediate]
         return output
 
-    def _heads(self, output: TaskOutput, queries: Tensor) -> Predictions:
+    def _heads(self, output: TaskOutput, queries: Tensor, with_masks: bool = True) -> Predictions:
+        """``with_masks`` False: no stride-4 mask logits (a match read-out makes only its chosen
+        proposals' masks, from the pixel embeddings)."""
         semantic, pixel, masks = {}, {}, {}
         for spec in output.prototype.queries:
             q = queries[:, output.state.layout.query_slices[spec.name]]
@@ -456,7 +458,8 @@ class FindModel(nn.Module):
                 semantic[spec.name] = self.heads.semantic_embed(q)
             if "pixel" in spec.outputs and output.image is not None:
                 pixel[spec.name] = self.heads.pixel_embed(q)
-                masks[spec.name] = self.heads.masks(pixel[spec.name], output.image.pixel)
+                if with_masks:
+                    masks[spec.name] = self.heads.masks(pixel[spec.name], output.image.pixel)
         return Predictions(semantic, pixel, masks)
 
     # ----------------------------------------------------------------------------------- read-outs
@@ -533,12 +536,12 @@ class FindModel(nn.Module):
         task = "interleave_grounding"
         proto = batch.layout.prototype
         with self._autograd():
-            rows = batch.size
             image_prompts, level_sizes, pooled = self._image_inputs(image)
-            state = self.interface(batch.layout, [p.expand(rows, -1, -1) for p in image_prompts], level_sizes,
-                                   [p.expand(rows, -1, -1) for p in pooled], batch.tokens, self.heads.pixel_embed)
-            shared = dataclasses.replace(image, pixel=image.pixel.expand(rows, -1, -1, -1))
-            stacked = self._heads(TaskOutput(task, proto, shared, {}, state), state.queries)
+            # The frame's inputs keep batch 1: the interface shares them across the rows.
+            state = self.interface(batch.layout, image_prompts, level_sizes, pooled, batch.tokens, self.heads.pixel_embed)
+            # No stack of mask logits (every row's every proposal at stride 4): the read-out makes
+            # each row's chosen proposals' masks from their pixel embeddings.
+            stacked = self._heads(TaskOutput(task, proto, image, {}, state), state.queries, with_masks=False)
         results = []
         for row, (instruction, token_set, layout) in enumerate(zip(instructions, batch.token_sets, batch.layouts)):
             sizes = {name: s.stop - s.start for name, s in layout.query_slices.items()}
@@ -556,7 +559,7 @@ class FindModel(nn.Module):
                             for name in stacked.semantic}
             output = TaskOutput(task, proto, image, {"interleave": token_set},
                                 InterfaceState(layout, queries, state.tokens[row: row + 1, : token_set.num_tokens], []),
-                                Predictions(semantic, own(stacked.pixel), own(stacked.masks)))
+                                Predictions(semantic, own(stacked.pixel), {}))
             results.append(self.readout(output, visual_indices=[e.visual_index for e in instruction.entities]))
         return results
 

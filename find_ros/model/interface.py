@@ -42,20 +42,31 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, allowed: Tensor) -> Tensor:
+        return self.attend(query, *self.keys_values([key], [value]), allowed)
+
+    def keys_values(self, keys: Sequence[Tensor], values: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Projected keys and values (B, heads, K, D/heads) of inputs given in parts along the key
+        axis, each part of batch B or 1. A part of batch 1 (one image shared by every row of a stack
+        of instructions) is projected once and then expanded: the rows differ only in their tokens."""
+        batch = max(part.shape[0] for part in (*keys, *values))
+
+        def project(linear: nn.Linear, parts: Sequence[Tensor]) -> Tensor:
+            out = [linear(part).expand(batch, -1, -1) for part in parts]
+            x = out[0] if len(out) == 1 else torch.cat(out, dim=1)
+            return x.view(batch, x.shape[1], self.heads, -1).transpose(1, 2)
+
+        return project(self.k, keys), project(self.v, values)
+
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, allowed: Tensor) -> Tensor:
+        """``key``/``value`` from :meth:`keys_values`; ``allowed`` (B, Q, K)."""
         b, nq, d = query.shape
-        nk = key.shape[1]
-        if nk == 0:
+        if key.shape[2] == 0:
             return self._empty(query)
-        h = self.heads
-
-        def split(x: Tensor, n: int) -> Tensor:
-            return x.view(b, n, h, d // h).transpose(1, 2)
-
         has_any = allowed.any(-1, keepdim=True)  # (B, Q, 1)
         # Let empty rows attend everywhere (no NaN in forward or backward), then zero their result.
         safe = allowed | ~has_any
         out = F.scaled_dot_product_attention(
-            split(self.q(query), nq), split(self.k(key), nk), split(self.v(value), nk),
+            self.q(query).view(b, nq, self.heads, d // self.heads).transpose(1, 2), key, value,
             attn_mask=safe.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0,
         )
         out = self.out(out.transpose(1, 2).reshape(b, nq, d))
@@ -85,14 +96,18 @@ class InterfaceLayer(nn.Module):
                 content_mask: Tensor, conditional_mask: Tensor, token_pos: Tensor | None = None,
                 token_rows: Tensor | None = None, token_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``token_pos``: the tokens' positional part (None: zero). ``token_rows`` (n,) long: tokens
-        that take part in content attention as rows, under ``token_mask`` (B, n, image + T)."""
-        keys = torch.cat([image + image_pos, tokens if token_pos is None else tokens + token_pos], dim=1)
-        values = torch.cat([image + image_pos if self.value_positions else image, tokens], dim=1)
+        that take part in content attention as rows, under ``token_mask`` (B, n, image + T).
+        ``image`` and ``image_pos`` may have batch 1 under tokens of batch B: one image shared by
+        every row, whose image-only work is then done once."""
+        placed = image + image_pos
+        keys, values = self.content.keys_values(
+            [placed, tokens if token_pos is None else tokens + token_pos],
+            [placed if self.value_positions else image, tokens])
         if token_rows is not None:  # from the same states as the queries' attention, then both update
             rows = tokens[:, token_rows]
             rows_pos = rows if token_pos is None else rows + token_pos[:, token_rows]
-            rows = self.norm_content(rows + self.drop(self.content(rows_pos, keys, values, token_mask)))
-        queries = self.norm_content(queries + self.drop(self.content(queries + query_pos, keys, values, content_mask)))
+            rows = self.norm_content(rows + self.drop(self.content.attend(rows_pos, keys, values, token_mask)))
+        queries = self.norm_content(queries + self.drop(self.content.attend(queries + query_pos, keys, values, content_mask)))
         if token_rows is not None:
             tokens = tokens.clone()
             tokens[:, token_rows] = rows
@@ -162,9 +177,13 @@ class FindInterface(nn.Module):
         maps query states to pixel embeddings. ``level_tokens``: (token slice, one (B, n, D) tensor
         per level) for tokens re-read at every layer from its level (value and position);
         ``token_positions`` (B, T, D): the tokens' positional part when the "initial" setting is
-        on (default: their initial value)."""
+        on (default: their initial value).
+
+        Image inputs of batch 1 under ``tokens`` of batch B are one image shared by B rows (many
+        instructions against one frame, :meth:`FindModel.ground_many`): what depends on the image
+        alone (its positions added, its key and value projections) is computed once, not per row."""
         settings = self.settings
-        batch = image_prompts[0].shape[0] if image_prompts else tokens.shape[0]
+        batch = max(image_prompts[0].shape[0], tokens.shape[0]) if image_prompts else tokens.shape[0]
         tokens = tokens.expand(batch, -1, -1)
         token_pos = None
         if settings.token_positions == "initial":
@@ -188,11 +207,11 @@ class FindInterface(nn.Module):
             allowed = image_ok.expand(batch, -1, count)
             if bool(layout.mask_guided.any()):
                 if settings.attention_mask_resize == "bilinear":
-                    logits = torch.einsum("bqc,bchw->bqhw", pixel_embed(state), pixel)
+                    logits = torch.einsum("bqc,bchw->bqhw", pixel_embed(state), pixel.expand(batch, -1, -1, -1))
                     logits = F.interpolate(logits, size=level_sizes[level], mode="bilinear", align_corners=False)
                     on = logits.flatten(2).sigmoid() >= 0.5  # the authors' test, also at rounding
                 else:
-                    logits = torch.einsum("bqc,bcp->bqp", pixel_embed(state), pooled_pixel[level])
+                    logits = torch.einsum("bqc,bcp->bqp", pixel_embed(state), pooled_pixel[level].expand(batch, -1, -1))
                     on = logits >= 0  # sigmoid >= 0.5
                 on = on | ~on.any(-1, keepdim=True)  # an empty mask lets the query look everywhere
                 allowed = allowed & (on | ~guided)

@@ -135,7 +135,10 @@ def read_match(heads: Heads, output: TaskOutput, semantic_blend: float = 0.0,
         logits = match_logits(heads, output, preds, b, semantic_blend).float()
         probs = logits.softmax(-1)
         chosen = logits.argmax(-1)
-        mask_logits = resize_chosen(preds.masks[spec.proposals][b][chosen], output.image, b, spec.mask_resize,
+        # Only the chosen proposals' mask logits, from their pixel embeddings: the same computation
+        # whether the stack of every proposal's masks was made or not (ground vs ground_many).
+        chosen_logits = heads.masks(preds.pixel[spec.proposals][b: b + 1, chosen], output.image.pixel[b: b + 1])[0]
+        mask_logits = resize_chosen(chosen_logits, output.image, b, spec.mask_resize,
                                     (decoder or DecoderSettings()).final_mask_resize)
         masks = mask_logits > 0
         void = void_logits(heads, preds.semantic[spec.proposals][b][chosen])

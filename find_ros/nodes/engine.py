@@ -3,13 +3,17 @@
 Nodes never touch torch. They hand RGB arrays and parsed instructions to a PerceptionEngine and get
 back the model's own results (GroundingResult), which :mod:`find_ros.nodes.result_msgs` turns into
 find_ros_msgs. One lock serialises model use, so the frame worker and a service callback never run
-the model at once.
+the model at once, and every model call runs under ``torch.inference_mode``: nodes never train, and
+FindModel's own eval mode is only ``no_grad``, which still records tensor versions and views for
+autograd (measured under load on the 2-core CPU: one instruction's ground_many took 0.68x the time
+under inference mode; benchmarks/model_latency.py already timed it that way, the node did not).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,18 +62,27 @@ class PerceptionEngine:
         self._lock = threading.Lock()
         self._stacked: InstructionBatch | None = None  # the last ground_all's instructions, stacked
 
+    @contextlib.contextmanager
+    def _model_call(self) -> Iterator[None]:
+        """The one way into the model: under the lock and in inference mode (its tensors, the encoded
+        instructions and the stacked batch included, are only ever used by these calls)."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            yield
+
     def encode_frame(self, rgb: np.ndarray) -> ImageEmbeddings:
-        with self._lock:
+        with self._model_call():
             return self.model.encode_image(rgb)
 
     def encode_instruction(self, parsed: ParsedInstruction, visuals: list[np.ndarray]) -> EncodedInstruction:
         """Raises ValueError naming what is wrong (too many tokens, a bad crop, ...)."""
-        with self._lock:
+        with self._model_call():
             return EncodedInstruction(self.model.encode_instruction(parsed, visuals))
 
     def ground(self, frame: ImageEmbeddings, instruction: EncodedInstruction) -> GroundingResult:
         """One mask, score, box and match logit per entity of the instruction, in this frame."""
-        with self._lock:
+        with self._model_call():
             return self.model.ground(frame, instruction.embeddings)[0]
 
     def ground_all(self, frame: ImageEmbeddings, instructions: Sequence[EncodedInstruction]) -> list[GroundingResult]:
@@ -77,7 +90,7 @@ class PerceptionEngine:
         in the given order. The stacked instructions are kept while the same ones come back, so a
         frame does not rebuild them."""
         embeddings = tuple(i.embeddings for i in instructions)
-        with self._lock:
+        with self._model_call():
             if not self.model.stacks_instructions:
                 return [per_image[0] for per_image in self.model.ground_many(frame, embeddings)]
             cached = self._stacked
@@ -93,7 +106,7 @@ class PerceptionEngine:
         by_size: dict[tuple[int, ...], list[int]] = {}
         for k, image in enumerate(images):
             by_size.setdefault(image.shape, []).append(k)
-        with self._lock:
+        with self._model_call():
             for indices in by_size.values():
                 for start in range(0, len(indices), FRAMES_PER_PASS):
                     chunk = indices[start: start + FRAMES_PER_PASS]
@@ -104,13 +117,13 @@ class PerceptionEngine:
 
     def frame_vector(self, frame: ImageEmbeddings) -> np.ndarray:
         """Unit-length image embedding, comparable with :meth:`instruction_vector`."""
-        with self._lock:
+        with self._model_call():
             return self.model.embed_images(frame, "interleave_retrieval")[0].cpu().numpy()
 
     def instruction_vector(self, instruction: EncodedInstruction) -> np.ndarray:
         """The instruction's unit-length interleave-retrieval embedding, computed on first use."""
         if instruction.vector is None:
-            with self._lock:
+            with self._model_call():
                 instruction.vector = self.model.embed_instructions([instruction.embeddings])[0].cpu().numpy()
         return instruction.vector
 

@@ -79,3 +79,18 @@ def test_bad_inputs_are_named(model, rgb, crop) -> None:
         model.ground_many(frame, ["the red cone"])
     with pytest.raises(ValueError, match="one frame"):
         model.ground_many(model.encode_image([rgb, rgb]), _instructions(model, crop, 1))
+
+
+def test_relational_style_stacks_too(tmp_path, rgb, crop) -> None:
+    """The "relational" decoder adds positions to the content values: the shared image's values
+    (projected once for the whole stack) must carry them for every row as a lone run does."""
+    from find_ros.model import FindModel
+    from find_ros.model.tiny import build_tiny_model
+
+    model = FindModel.from_pretrained(build_tiny_model(tmp_path / "rel", decoder_style="relational"), device="cpu").eval()
+    assert model.config.decoder.value_positions and model.stacks_instructions
+    frame = model.encode_image(rgb)
+    for alone, batched in _pairs(model, frame, _instructions(model, crop, 3)):
+        for a, b in zip(alone.entities, batched.entities, strict=True):
+            assert a.proposal == b.proposal and abs(a.match - b.match) <= 1e-5 * max(1.0, abs(a.match))
+            assert np.array_equal(a.mask, b.mask)
