@@ -6,8 +6,9 @@
 Grounds a text and a crop instruction for every object of each seed's walk-through in every frame,
 prints one JSON line per presence feature and entity kind (its AUROC alone for present against
 absent frames), fits one logistic model per kind on the features --features names (default
-find_ros.model.presence.DEFAULT_FEATURES; the names are stored with the fit), picks the threshold on
-the fitted probability that maximises the smaller of precision and recall over both kinds, prints
+find_ros.model.presence.DEFAULT_FEATURES; the names are stored with the fit), picks the threshold
+that maximises the smaller of precision and recall over both kinds on out-of-fold confidences (each
+seed judged by a fit on the other seeds, so the threshold allows for the fit's optimism), prints
 the fitted figures, and with --write stores the result under ``presence`` in the model's
 config.json. Use seeds that no test, demo or evaluation uses (the default model: 20-24; its
 evaluation, benchmarks/presence.py, uses 30-34).
@@ -74,13 +75,26 @@ def precision_recall(confidences: list[float], present: list[bool], threshold: f
     return hits / max(sum(found), 1), hits / max(sum(present), 1)
 
 
-def choose_threshold(settings: PresenceSettings, samples: list[PresenceSample]) -> float:
+def out_of_fold(samples: list[PresenceSample], features: tuple[str, ...]) -> dict[str, tuple[list[float], list[bool]]]:
+    """Per instruction kind, every sample's confidence from a fit on the OTHER seeds (leave one seed
+    out) and whether it is present: how the fit judges walk-throughs it has not seen."""
+    seeds = sorted({s.seed for s in samples})
+    if len(seeds) < 2:
+        raise ValueError("choosing the threshold out of fold needs at least two seeds")
+    confidence = [0.0] * len(samples)
+    for held in seeds:
+        settings = PresenceSettings(**fit([s for s in samples if s.seed != held], features), features=features)
+        for i, s in enumerate(samples):
+            if s.seed == held:
+                confidence[i] = settings.confidence(s.signals, ENTITY_KIND[s.kind] == "visual")
+    # In the samples' order, per kind.
+    return {kind: ([c for c, s in zip(confidence, samples) if s.kind == kind], [s.present for s in samples if s.kind == kind])
+            for kind in ENTITY_KIND}
+
+
+def choose_threshold(per_kind: dict[str, tuple[list[float], list[bool]]]) -> float:
     """The threshold whose worst precision or recall over both kinds is best (the lowest such)."""
-    per_kind = []
-    for kind, entity_kind in ENTITY_KIND.items():
-        chosen = [s for s in samples if s.kind == kind]
-        per_kind.append(([settings.confidence(s.signals, entity_kind == "visual") for s in chosen], [s.present for s in chosen]))
-    worst = [min(min(precision_recall(c, p, float(t))) for c, p in per_kind) for t in THRESHOLDS]
+    worst = [min(min(precision_recall(c, p, float(t))) for c, p in per_kind.values()) for t in THRESHOLDS]
     return float(THRESHOLDS[int(np.argmax(worst))])
 
 
@@ -101,15 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     for figure in signal_aurocs(samples):
         print(json.dumps(figure))
     settings = PresenceSettings(**fit(samples, features), features=features)
-    settings = replace(settings, threshold=choose_threshold(settings, samples))
+    # The weights come from every seed; the threshold from confidences each seed got from a fit on
+    # the others, since a fit judges its own samples more confidently than new walk-throughs.
+    held_out = out_of_fold(samples, features)
+    settings = replace(settings, threshold=choose_threshold(held_out))
     fitted = []
     for kind, entity_kind in ENTITY_KIND.items():
         chosen = [s for s in samples if s.kind == kind]
         confidences = [settings.confidence(s.signals, entity_kind == "visual") for s in chosen]
         present = [s.present for s in chosen]
         precision, recall = precision_recall(confidences, present, settings.threshold)
+        fold_precision, fold_recall = precision_recall(*held_out[kind], settings.threshold)
         fitted.append({"figure": "calibration_fit", "kind": kind, "auroc": round(auroc(confidences, present), 4),
                        "precision": round(precision, 4), "recall": round(recall, 4), "threshold": settings.threshold,
+                       "out_of_fold_auroc": round(auroc(*held_out[kind]), 4),
+                       "out_of_fold_precision": round(fold_precision, 4), "out_of_fold_recall": round(fold_recall, 4),
                        "present": sum(present), "absent": len(present) - sum(present)})
         print(json.dumps(fitted[-1]))
     command = (f"python -m training.calibrate_presence --seeds {args.seeds} --frames {args.frames} --size {args.size} --write"
