@@ -71,15 +71,14 @@ PRESENCE_FEATURES = ("match", "void_margin", "log_mask_fraction", "runner_up_mar
 LEGACY_FEATURES = ("match", "void_margin", "log_mask_fraction")
 # What a calibration fits by default. target_void places each instruction (an instruction-level
 # offset: alone it says nothing, AUROC 0.48), mean_margin and mask_probability compare the chosen
-# proposal with the frame's others and grade its mask; on the default model they lift held-out
-# text AUROC from 0.897 to 0.917 (MODEL_CARD.md "Presence", issue 18). runner_up_margin and others_margin
-# measured weaker and stay for --features only.
+# proposal with the frame's others and grade its mask; on the first default model they lifted
+# held-out text AUROC from 0.897 to 0.917 (issue 18). runner_up_margin and others_margin measured
+# weaker and stay for --features only.
 DEFAULT_FEATURES = ("match", "void_margin", "log_mask_fraction", "mean_margin", "mask_probability", "target_void")
 
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
 
 
 @dataclass(frozen=True)
