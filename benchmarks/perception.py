@@ -217,7 +217,15 @@ def model_only(args: argparse.Namespace, frames: list[np.ndarray], texts: list[s
     instructions is a ratio taken in one process under the same load."""
     from find_ros.model import FindModel, resolve_model_dir
 
+    import torch
+
     model = FindModel.from_pretrained(resolve_model_dir(args.model or None), device=device or "auto").eval()
+    with torch.inference_mode():  # as the node's engine calls it (find_ros.nodes.engine)
+        return _model_only(args, model, frames, texts, figures)
+
+
+def _model_only(args: argparse.Namespace, model: Any, frames: list[np.ndarray], texts: list[str],
+                figures: list[dict]) -> list[dict]:
     encoded = [model.encode_instruction(t) for t in texts]
     every, first = model.batch_instructions(encoded), model.batch_instructions(encoded[:1])
     for rgb in frames[:3]:  # warm-up, as the node's first frames
