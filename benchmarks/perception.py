@@ -215,9 +215,9 @@ def model_only(args: argparse.Namespace, frames: list[np.ndarray], texts: list[s
     node does per frame (encode_image, then ground_many over every instruction), without ROS.
     Frames with only the first instruction alternate with them, so the cost of the other
     instructions is a ratio taken in one process under the same load."""
-    from find_ros.model import FindModel, resolve_model_dir
-
     import torch
+
+    from find_ros.model import FindModel, resolve_model_dir
 
     model = FindModel.from_pretrained(resolve_model_dir(args.model or None), device=device or "auto").eval()
     with torch.inference_mode():  # as the node's engine calls it (find_ros.nodes.engine)
