@@ -66,7 +66,7 @@ class PerceptionExecutor(MultiThreadedExecutor):
                 future.result()
 
 
-def executor_for(nodes: Sequence[Any], context: Any) -> MultiThreadedExecutor:
+def executor_for(nodes: Sequence[Any], context: Any) -> PerceptionExecutor:
     """The executor the nodes run on (:class:`PerceptionExecutor`): the pool's threads serve
     transitions and queries while the spinning thread serves frames and instructions."""
     executor = PerceptionExecutor(num_threads=2, context=context)

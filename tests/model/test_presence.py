@@ -112,6 +112,43 @@ def test_every_match_read_out_uses_the_presence_its_model_directory_carries(tiny
 SEEDS_USED_BY_TESTS_AND_DEMO = {1, 2, 3, 4, 5, 7, 11}
 
 
+def test_the_signals_of_every_target_of_a_frame_are_each_targets_own() -> None:
+    """presence_signals reads all targets at once; each target's values are what its own logits,
+    mask and stride-4 cells give, and a lone proposal has no rival."""
+    import torch
+    import torch.nn.functional as F
+
+    from find_ros.model.readout import presence_signals
+
+    gen = torch.Generator().manual_seed(3)
+    for proposals in (7, 1):
+        logits = torch.randn(3, proposals, generator=gen) * 4
+        chosen = torch.tensor([0, proposals - 1, proposals // 2])
+        cells = torch.randn(3, 6, 8, generator=gen) * 3 - 1.5
+        cells[2] = -1.0  # nothing positive: an empty mask
+        masks = (F.interpolate(cells[None], size=(24, 32), mode="bilinear", align_corners=False)[0] > 0).numpy()
+        void, target_void = torch.randn(3, generator=gen), torch.randn(3, generator=gen)
+        signals = presence_signals(logits, chosen, cells, masks, void, target_void)
+        for g, s in enumerate(signals):
+            row, c = logits[g].tolist(), int(chosen[g])
+            others = row[:c] + row[c + 1:]
+            assert s.match == pytest.approx(row[c]) and s.void_margin == pytest.approx(row[c] - float(void[g]))
+            assert s.target_void == pytest.approx(float(target_void[g]))
+            assert s.mask_fraction == masks[g].sum() / masks[g].size
+            if others:
+                assert s.runner_up_margin == pytest.approx(row[c] - max(others), abs=1e-5)
+                assert s.mean_margin == pytest.approx(row[c] - sum(others) / len(others), abs=1e-5)
+                assert s.others_margin == pytest.approx(row[c] - math.log(sum(math.exp(v) for v in others)), abs=1e-4)
+            else:
+                assert (s.runner_up_margin, s.mean_margin, s.others_margin) == (0.0, 0.0, 0.0)
+            positive = cells[g][cells[g] > 0]
+            if masks[g].any():
+                assert s.mask_probability == pytest.approx(float(positive.sigmoid().mean()))
+            else:
+                assert s.mask_probability == 0.0
+        assert not masks[2].any() and masks[0].any()
+
+
 def test_the_default_model_carries_a_calibration_made_on_seeds_no_test_uses() -> None:
     config = FindConfig.load(default_model_dir() / "config.json")
     settings = PresenceSettings.from_dict(config.presence)
