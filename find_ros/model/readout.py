@@ -177,8 +177,8 @@ def presence_signals(logits: Tensor, chosen: Tensor, cells: Tensor, masks: np.nd
     """The presence signals of G targets of one image, computed together (one small op each for
     all targets, not a dozen per target): their logits (G, P) against every proposal, the chosen
     proposals (G,), the chosen masks' logits at the model's stride 4 (G, h, w: :func:`covered_cells`),
-    the masks at the original size (G, H, W, on the host), the chosen proposals' "no object" logits (G,) and the
-    targets' own (G,).
+    the masks at the original size (G, H, W, on the host), the chosen proposals' "no object"
+    logits (G,) and the targets' own (G,).
 
     The mask's probability is read at stride 4, not from the full-size logits: at 640x480 gathering
     a target's mask pixels cost about 0.5 ms, there 30 times as many values as cells. Bilinear
