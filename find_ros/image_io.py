@@ -1,5 +1,6 @@
 """Images as RGB uint8 arrays: files read and written, in-memory JPEG (the frames the nodes
-remember), and crops cut around a box. Errors name the file or what did not decode."""
+remember), and crops cut around a box. Every decode is held to a pixel limit read from the image's
+header first (find_ros.image_header). Errors name the file or what did not decode."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
+from find_ros.image_header import COMPRESSED_FORMATS, DEFAULT_MAX_PIXELS, check_pixels, compressed_size
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file (png, jpg, ...) as RGB uint8 of shape (H, W, 3)."""
-    import cv2
 
+def read_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file (png, jpg, ...) as RGB uint8 of shape (H, W, 3); the size its header declares
+    is held to ``max_pixels`` before decoding (:func:`decode_image`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
-    return np.ascontiguousarray(bgr[..., ::-1])
+    try:
+        return decode_image(path.read_bytes(), max_pixels, formats=None)
+    except ValueError as error:
+        raise type(error)(f"{path}: {error}") from None
 
 
 def write_rgb(path: str | Path, rgb: np.ndarray) -> Path:
@@ -42,18 +44,24 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Compressed image bytes (JPEG, PNG, ...) as RGB uint8 (H, W, 3); ValueError if they do not decode.
-
-    This decodes whatever size the bytes declare. Bytes from outside are checked first against a pixel
-    limit from their header (``find_ros.nodes.images.compressed_msg_to_rgb``); the nodes' remembered
-    frames are their own JPEGs of frames that already passed that limit."""
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 formats: tuple[str, ...] | None = COMPRESSED_FORMATS) -> np.ndarray:
+    """Compressed image bytes as RGB uint8 (H, W, 3). The size their header declares is read first
+    and refused above ``max_pixels`` (:class:`~find_ros.image_header.ImageTooLarge`), so no caller
+    can be made to decode a bomb, whoever wrote the bytes (a camera, a memory loaded from disk, a
+    file). ValueError if they are not an image in one of ``formats`` (None: any that Pillow knows),
+    do not decode, or decode to another size than their header declares."""
     import cv2
 
+    width, height, kind = compressed_size(data, formats)
+    check_pixels(width, height, max_pixels, f"{kind} image")
     buffer = np.frombuffer(data, np.uint8)
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{buffer.size} bytes do not decode as an image")
+        raise ValueError(f"{kind} image ({buffer.size} bytes) does not decode")
+    # The decoder must read the size the header declared (turned a quarter by an EXIF orientation).
+    if bgr.shape[:2] not in ((height, width), (width, height)):
+        raise ValueError(f"{kind} image decoded to {bgr.shape[1]}x{bgr.shape[0]}, its header declares {width}x{height}")
     return np.ascontiguousarray(bgr[..., ::-1])
 
 

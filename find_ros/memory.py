@@ -320,13 +320,21 @@ class EmbeddingMemory:
             memory._last_keyframe = (int(memory._stamps[last]), memory._vectors[last].copy())
         if len(memory) > settings.exact_limit:
             memory._build_ivf()
-        for entry_id in meta.get("payload_ids", []):
-            if first <= entry_id < memory._next_id:
-                data = (directory / "payloads" / f"{entry_id}.bin").read_bytes()
-                memory._payloads[entry_id] = data
-                memory._payload_bytes += len(data)
-        while memory._payload_bytes > settings.max_payload_bytes and memory._payloads:
-            memory._payload_bytes -= len(memory._payloads.popitem(last=False)[1])
+        # The newest payloads that fit max_payload_bytes, as add() keeps them; sizes are read before
+        # contents, so a file that would be dropped at once is never read.
+        newest: list[tuple[int, bytes]] = []
+        room = settings.max_payload_bytes
+        for entry_id in reversed(meta.get("payload_ids", [])):
+            if not first <= entry_id < memory._next_id:
+                continue
+            path = directory / "payloads" / f"{entry_id}.bin"
+            if path.stat().st_size > room:
+                break
+            newest.append((entry_id, path.read_bytes()))
+            room -= len(newest[-1][1])
+        for entry_id, data in reversed(newest):
+            memory._payloads[entry_id] = data
+            memory._payload_bytes += len(data)
         return memory
 
 

@@ -75,7 +75,7 @@ def test_a_compressed_bomb_is_refused_from_its_header() -> None:
     from sensor_msgs.msg import CompressedImage
 
     from find_ros.nodes.bad_input import png_bomb
-    from find_ros.nodes.image_header import ImageTooLarge, compressed_size
+    from find_ros.image_header import ImageTooLarge, compressed_size
     from find_ros.nodes.images import compressed_msg_to_rgb
 
     bomb = png_bomb(12000, 12000)
@@ -88,7 +88,7 @@ def test_compressed_frames_are_png_or_jpeg_and_their_size_is_read_from_the_heade
     import cv2
     from sensor_msgs.msg import CompressedImage
 
-    from find_ros.nodes.image_header import ImageTooLarge, compressed_size
+    from find_ros.image_header import ImageTooLarge, compressed_size
     from find_ros.nodes.images import compressed_msg_to_rgb
 
     jpeg = cv2.imencode(".jpg", RGB)[1].tobytes()
@@ -102,7 +102,7 @@ def test_compressed_frames_are_png_or_jpeg_and_their_size_is_read_from_the_heade
 
 
 def test_a_raw_frame_over_the_limit_is_refused_before_it_is_copied() -> None:
-    from find_ros.nodes.image_header import ImageTooLarge
+    from find_ros.image_header import ImageTooLarge
 
     msg = numpy_to_image_msg(RGB, "rgb8")
     msg.height, msg.width = 12000, 12000  # the header alone decides; the data is never looked at
@@ -111,3 +111,29 @@ def test_a_raw_frame_over_the_limit_is_refused_before_it_is_copied() -> None:
     assert image_msg_to_rgb(numpy_to_image_msg(RGB, "rgb8"), max_pixels=35).shape == (5, 7, 3)
     with pytest.raises(ImageTooLarge, match="exceeds the limit of 34"):
         image_msg_to_rgb(numpy_to_image_msg(RGB, "rgb8"), max_pixels=34)
+
+
+def test_every_decoder_reads_the_declared_size_first(tmp_path) -> None:
+    """decode_image and read_rgb (memories' pictures, image files) refuse a bomb from its header, as
+    the camera path does, and name the file; a limit of the caller's own is honoured."""
+    import cv2
+
+    from find_ros.image_header import ImageTooLarge
+    from find_ros.image_io import decode_image, read_rgb
+    from find_ros.nodes.bad_input import png_bomb
+
+    with pytest.raises(ImageTooLarge, match="PNG image of 12000x12000"):
+        decode_image(png_bomb())
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    with pytest.raises(ImageTooLarge, match=f"{bomb}: PNG image of 12000x12000"):
+        read_rgb(bomb)
+    jpeg = cv2.imencode(".jpg", RGB)[1].tobytes()
+    assert decode_image(jpeg).shape == (5, 7, 3)
+    with pytest.raises(ImageTooLarge, match="7x5 = 35 pixels exceeds the limit of 34"):
+        decode_image(jpeg, max_pixels=34)
+    with pytest.raises(ValueError, match="not a readable PNG or JPEG header"):
+        decode_image(b"not an image at all")
+    bmp = tmp_path / "frame.bmp"  # files may be any format Pillow reads, camera frames only PNG or JPEG
+    bmp.write_bytes(cv2.imencode(".bmp", np.ascontiguousarray(RGB[..., ::-1]))[1].tobytes())
+    assert np.array_equal(read_rgb(bmp), RGB)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,17 @@ def test_eviction_and_persistence_work_on_the_ivf_index(tmp_path) -> None:
 def test_bad_memory_settings_are_refused_with_the_setting_named(settings, message) -> None:
     with pytest.raises(ValueError, match=message):
         MemorySettings(**settings)
+
+
+def test_a_smaller_payload_budget_on_load_reads_only_the_newest_payloads(tmp_path) -> None:
+    memory = EmbeddingMemory(MemorySettings(dim=8, capacity=10, max_payload_bytes=1000))
+    for i in range(5):
+        memory.add(np.eye(8, dtype=np.float32)[i], stamp_ns=i, payload=bytes([i]) * 100)
+    folder = memory.save(tmp_path / "memory")
+    meta = json.loads((folder / "memory.json").read_text())
+    meta["settings"]["max_payload_bytes"] = 250
+    (folder / "memory.json").write_text(json.dumps(meta))
+    (folder / "payloads" / "0.bin").unlink()  # older than what fits: never opened
+    loaded = EmbeddingMemory.load(folder)
+    assert [loaded.payload(i) is not None for i in range(5)] == [False, False, False, True, True]
+    assert loaded.payload(4) == bytes([4]) * 100 and loaded.payload_bytes == 200 and len(loaded) == 5

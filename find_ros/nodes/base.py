@@ -46,7 +46,7 @@ from find_ros.nodes.admission import Admitted, check_instruction
 from find_ros.nodes.any_durability import subscribe_any_durability
 from find_ros.nodes.cameras import Camera, cameras_of
 from find_ros.nodes.depth_sync import DepthSync, SyncedFrame
-from find_ros.nodes.image_header import ImageTooLarge
+from find_ros.image_header import ImageTooLarge
 from find_ros.nodes.images import compressed_msg_to_rgb, image_msg_to_rgb, image_to_numpy
 from find_ros.nodes.instruction_book import FLOOD_POLICY, InstructionBook
 from find_ros.nodes.instruction_msgs import status_msg
@@ -378,7 +378,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         best = min(tuple(self._recent), key=lambda item: abs(item[0] - stamp), default=None)
         if best is None or abs(best[0] - stamp) > REGION_STAMP_TOLERANCE_NS:
             return None
-        return decode_image(best[1])
+        return decode_image(best[1], self.params.max_image_pixels)
 
     def drop_instruction(self, active: ActiveInstruction, reason: str) -> None:
         from find_ros_msgs.msg import InstructionStatus

@@ -3,11 +3,11 @@
 cv_bridge is not installable outside a ROS 2 distribution, and its conversions are simple enough to
 state exactly here: every common encoding, row padding through ``step``, and big-endian 16-bit data.
 Bad messages raise :class:`ImageConversionError` (too large ones
-:class:`~find_ros.nodes.image_header.ImageTooLarge`), both ValueErrors naming what is wrong, so a node
+:class:`~find_ros.image_header.ImageTooLarge`), both ValueErrors naming what is wrong, so a node
 can log it, publish a diagnostic and keep serving.
 
 The model side always receives RGB ``uint8`` arrays of shape (H, W, 3) (:func:`to_rgb8`). Every
-decoder takes a pixel limit and checks it before any copy or decode (find_ros.nodes.image_header).
+decoder takes a pixel limit and checks it before any copy or decode (find_ros.image_header).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS, check_pixels, compressed_size
+from find_ros.image_header import DEFAULT_MAX_PIXELS, ImageTooLarge, check_pixels
 
 # encoding -> (channels, numpy dtype of one channel)
 ENCODINGS: dict[str, tuple[int, np.dtype]] = {
@@ -96,22 +96,18 @@ def image_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 def compressed_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/CompressedImage (PNG or JPEG) -> RGB uint8 (H, W, 3); the size its header declares
-    is checked against ``max_pixels`` before decoding."""
+    is checked against ``max_pixels`` before decoding (:func:`find_ros.image_io.decode_image`)."""
     from find_ros.image_io import decode_image  # deferred: only compressed streams need OpenCV
 
     raw = bytes(msg.data)
     if not raw:
         raise ImageConversionError("compressed image has no data")
-    width, height, kind = compressed_size(raw)
-    check_pixels(width, height, max_pixels, f"compressed {kind} image")
     try:
-        rgb = decode_image(raw)
+        return decode_image(raw, max_pixels)
+    except ImageTooLarge:
+        raise
     except ValueError as error:
-        raise ImageConversionError(f"compressed image ({msg.format!r}, {len(raw)} bytes) does not decode") from error
-    if rgb.shape[:2] != (height, width):  # the decoder read another size than the header declared
-        raise ImageConversionError(f"compressed image decoded to {rgb.shape[1]}x{rgb.shape[0]}, "
-                                   f"its header declares {width}x{height}")
-    return rgb
+        raise ImageConversionError(f"compressed image ({msg.format!r}, {len(raw)} bytes): {error}") from None
 
 
 def numpy_to_image_msg(array: np.ndarray, encoding: str, header: Any = None) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from find_ros.instructions import InstructionError, ParsedInstruction, parse_instruction
-from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
+from find_ros.image_header import DEFAULT_MAX_PIXELS
 from find_ros.nodes.images import image_msg_to_rgb, numpy_to_image_msg
 
 # Every result echoes the id; a 100 kB id would be copied into each of them.

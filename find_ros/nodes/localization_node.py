@@ -154,11 +154,11 @@ class LocalizationNode(PerceptionNode):
         shortlist = self.memory.search(self.engine.instruction_vector(encoded), max(top_k, candidates))
         if candidates <= 0:
             return shortlist[:top_k], {}
-        pictures = {m.entry_id: self.memory.payload(m.entry_id) for m in shortlist}
-        kept = [entry_id for entry_id, payload in pictures.items() if payload is not None]
+        pictures = {m.entry_id: self.remembered_picture(m.entry_id) for m in shortlist}
+        kept = [entry_id for entry_id, picture in pictures.items() if picture is not None]
         grounded: dict[int, GroundingResult | None] = dict.fromkeys(pictures)
         # All candidates in batched passes rather than one frame at a time.
-        grounded.update(zip(kept, self.engine.ground_frames([decode_image(pictures[k]) for k in kept], encoded)))
+        grounded.update(zip(kept, self.engine.ground_frames([pictures[k] for k in kept], encoded)))
         keys = [None if grounded[m.entry_id] is None else grounded[m.entry_id].presence_rank() for m in shortlist]
         ranked = [shortlist[i] if keys[i] is None else Match(shortlist[i].entry_id, shortlist[i].stamp_ns,
                                                              shortlist[i].name, keys[i][0])
@@ -166,11 +166,21 @@ class LocalizationNode(PerceptionNode):
         return ranked[: max(1, top_k)], {k: v for k, v in grounded.items() if v is not None}
 
     def ground_remembered(self, entry_id: int, encoded: EncodedInstruction) -> GroundingResult | None:
-        """The instruction grounded in a remembered frame; None when its picture was dropped."""
+        """The instruction grounded in a remembered frame; None when its picture is gone."""
+        picture = self.remembered_picture(entry_id)
+        return None if picture is None else self.engine.ground(self.engine.encode_frame(picture), encoded)
+
+    def remembered_picture(self, entry_id: int) -> np.ndarray | None:
+        """A remembered frame's picture; None when it was dropped from the memory, or (reported) when
+        it does not decode within ``max_image_pixels``. Either way the frame keeps its embedding."""
         payload = self.memory.payload(entry_id)
         if payload is None:
             return None
-        return self.engine.ground(self.engine.encode_frame(decode_image(payload)), encoded)
+        try:
+            return decode_image(payload, self.params.max_image_pixels)
+        except ValueError as error:
+            self.report_error(f"remembered frame {entry_id} is ranked by its embedding alone: {error}")
+            return None
 
     def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
                  vision_ms: float, camera: Camera | None = None, depth: DepthView | None = None) -> None:
@@ -208,8 +218,7 @@ class LocalizationNode(PerceptionNode):
         if self.memory is None:
             return None
         entry_id = self.memory.nearest_in_time(stamp, REGION_STAMP_TOLERANCE_NS)
-        payload = None if entry_id is None else self.memory.payload(entry_id)
-        return None if payload is None else decode_image(payload)
+        return None if entry_id is None else self.remembered_picture(entry_id)
 
 
 def main(args: list[str] | None = None) -> None:

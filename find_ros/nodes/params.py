@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from find_ros.nodes.image_header import DEFAULT_MAX_PIXELS
+from find_ros.image_header import DEFAULT_MAX_PIXELS
 
 P = TypeVar("P")
 
