@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from find_ros.model.encoders import TextEncoding
+from find_ros.model.text_budget import count_tokens
 
 
 class _LRU:
@@ -106,7 +107,7 @@ class CachedLanguageEncoder(_CachedEncoder):
         limit = self.inner.token_limit(max_tokens)
         buckets: dict[int, list[int]] = {}
         for i in missing:
-            buckets.setdefault(min(self.inner.count_tokens(texts[i]), limit), []).append(i)
+            buckets.setdefault(min(count_tokens(self.inner.tokenizer, texts[i]), limit), []).append(i)
         for _, members in sorted(buckets.items()):
             enc = self.inner([texts[i] for i in members], max_tokens)
             for j, i in enumerate(members):

@@ -339,9 +339,6 @@ class HFLanguageEncoder(_FrozenModule):
     def token_limit(self, max_tokens: int) -> int:
         return token_limit(max_tokens, self.max_positions)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
-
     @torch.inference_mode()
     def forward(self, texts: Sequence[str], max_tokens: int) -> TextEncoding:
         texts = list(texts)

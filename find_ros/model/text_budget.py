@@ -22,6 +22,11 @@ class InstructionTooLong(InstructionError):
     """An instruction with more tokens than the language model reads."""
 
 
+def count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens ``text`` costs the language model, special tokens included."""
+    return len(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
 @dataclass(frozen=True)
 class TextBudget:
     """A tokenizer, the most tokens read (``limit``) and the word standing in for a visual entity."""
@@ -46,7 +51,7 @@ class TextBudget:
 
     def tokens(self, text: str) -> int:
         with self._lock:
-            return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+            return count_tokens(self.tokenizer, text)
 
     def check(self, parsed: ParsedInstruction) -> InterleaveText:
         """The sentence the language model will read; InstructionTooLong when it is over the limit."""
