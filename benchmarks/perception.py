@@ -18,6 +18,9 @@ find_ros.nodes.graph_client. Figures, one JSON line each:
                       frames and --instructions (encode_image + ground_many), the model's own limit;
                       ``e2e_over_model`` is processed_fps / model_only_fps
 * latency_p95_frame_periods  latency p95 in periods of the processed rate (1 / processed_fps)
+* cpu_cores_model     CPU the perception process's model threads used over the run, in cores, beside
+                      its main thread (the executor), its DDS threads and the camera (this process):
+                      on a machine with few cores, what the rest of the graph takes from the model
 * spans_ms_p50        median of each result's Timing spans (decode, vision, interface, postprocess,
                       queue) and ``other``: the median over results of their latency minus their
                       spans (DDS both ways, ROS conversion, executor hand-offs, the results
@@ -259,6 +262,7 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
     from find_ros.nodes.graph_client import resident_mb
 
     sent = 0
+    cpu_before = {"node": thread_cpu_s(pid), "camera": thread_cpu_s(os.getpid())}
     began = time.monotonic()
     period = 1 / args.hz
     while time.monotonic() - began < args.seconds:
@@ -266,6 +270,7 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
         sent += 1
         client.spin_for(max(0.0, began + sent * period - time.monotonic()))
     elapsed = time.monotonic() - began
+    cpu = cpu_shares(pid, cpu_before, elapsed)
     client.spin_for(2.5)  # the last results and one more diagnostics period
     status = client.status["find_grounding"]
     dropped = int(status.get("frames_dropped", 0) or 0) - start["frames_dropped"]
@@ -299,7 +304,40 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
          "ratio": round(dropped / received, 4) if received else None, "baseline": "frames received by the node"},
         {"figure": "rss_mb_start", "value": round(rss_start, 1), "unit": "MiB"},
         {"figure": "rss_mb_end", "value": round(resident_mb(pid), 1), "unit": "MiB"},
+        {"figure": "cpu_cores_model", "value": cpu["node_workers"], "unit": "cores", **cpu, "cores": os.cpu_count(),
+         "baseline": "CPU seconds per second of the measured window (/proc/PID/task): the perception process's "
+                     "main thread (the executor: every message callback), its DDS threads, its other threads (the "
+                     "frame worker, torch's threads, the executor's pool), and this process (the camera)"},
     ]
+
+
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each thread of a process, by thread id, with its name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        threads[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)  # utime, stime
+    return threads
+
+
+def cpu_shares(pid: int, before: dict[str, dict[int, tuple[str, float]]], seconds: float) -> dict[str, float]:
+    """Where the CPU went over ``seconds`` since ``before`` (thread_cpu_s of the node and of this
+    process), in cores: the node's main thread, its DDS threads, its other threads, and the camera."""
+    shares = dict.fromkeys(("node_main_thread", "node_dds", "node_workers", "camera_process"), 0.0)
+    for who, process in (("node", pid), ("camera", os.getpid())):
+        for tid, (name, cpu_s) in thread_cpu_s(process).items():
+            used = cpu_s - before[who].get(tid, (name, 0.0))[1]
+            if who == "camera":
+                key = "camera_process"
+            else:
+                key = "node_main_thread" if tid == pid else "node_dds" if name.startswith("dds.") else "node_workers"
+            shares[key] += used / seconds
+    return {key: round(value, 3) for key, value in shares.items()}
 
 
 def soak(args: argparse.Namespace, client: Any, camera: Any, instructions: Any, messages: list[Any], sample: np.ndarray,

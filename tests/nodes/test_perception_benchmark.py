@@ -51,5 +51,9 @@ def test_a_short_steady_run_reports_every_figure(tiny_model_dir) -> None:
     assert model_only["value"] > 0 and model_only["frames"] > 0
     ratio = figures["e2e_over_model"]["value"]
     assert ratio == pytest.approx(figures["processed_fps"]["value"] / model_only["value"], rel=0.02)  # of rounded figures
+    cpu = figures["cpu_cores_model"]  # where the CPU went: every group ran, none beyond the machine
+    assert cpu["node_workers"] > 0 and cpu["node_main_thread"] > 0 and cpu["camera_process"] > 0
+    # /proc counts in clock ticks, so each thread may be a tick off at either end of the window.
+    assert cpu["node_workers"] + cpu["node_main_thread"] + cpu["node_dds"] + cpu["camera_process"] <= cpu["cores"] + 0.25
     cost = figures["frame_ms_vs_one_instruction"]
     assert cost["value"] == pytest.approx(cost["frame_ms_p50"] / cost["one_instruction_ms_p50"], rel=0.05)
