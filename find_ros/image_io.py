@@ -54,7 +54,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     import cv2
 
     width, height, kind = compressed_size(data, formats)
-    check_pixels(width, height, max_pixels, f"{kind} image")
+    check_pixels(width, height, max_pixels, f"compressed {kind} image")
     buffer = np.frombuffer(data, np.uint8)
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None:

@@ -55,7 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_report_header(config) -> list[str]:  # noqa: ANN001 - pytest hook signature
     where = "private network namespace (loopback only)" if os.environ.get(_IN_NETNS) else "host network namespace"
-    return [f"find_ros: DDS domain {DOMAIN_ID}, discovery LOCALHOST, {where}"]
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "none")
+    return [f"find_ros: DDS domain {DOMAIN_ID}, discovery LOCALHOST, {where}, Fast DDS profile {profile}"]
 
 
 @pytest.fixture(scope="session")

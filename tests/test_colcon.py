@@ -52,6 +52,7 @@ def test_colcon_build_installs_ros_executables_and_the_find_ros_command(tmp_path
     assert (prefix / "bin" / "find-ros").is_file() and not (prefix / "lib" / "find_ros" / "find-ros").exists()
     assert (prefix / "share" / "find_ros" / "launch" / "perception.launch.py").is_file()
     assert (prefix / "share" / "find_ros" / "config" / "perception.yaml").is_file()
+    assert (prefix / "share" / "find_ros" / "config" / "fastdds_frames.xml").is_file()  # README: large frames
     model = next(prefix.glob("lib/python3*/site-packages/find_ros/default_model"))
     assert {p.name for p in model.iterdir()} >= {"config.json", "model.safetensors", "vision"}
 

@@ -16,14 +16,11 @@ NODES = {"grounding": "find_ros.nodes.grounding_node:GroundingNode", "localizati
 
 def default_params_file() -> Path:
     """config/perception.yaml of the source tree, or of the installed share directory."""
-    source = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
-    if source.is_file():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    from find_ros.ros_env import package_config_file
 
-        return Path(get_package_share_directory("find_ros")) / "config" / "perception.yaml"
-    except Exception:  # noqa: BLE001 - not on a ROS install; fall through to the error below
+    try:
+        return package_config_file("perception.yaml")
+    except FileNotFoundError:
         raise FileNotFoundError("config/perception.yaml not found; pass --params") from None
 
 
