@@ -40,7 +40,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Bool
 
-from find_ros.image_io import decode_image, encode_jpeg
 from find_ros.nodes import diagnostics
 from find_ros.nodes.admission import Admitted, check_instruction
 from find_ros.nodes.any_durability import subscribe_any_durability
@@ -53,6 +52,7 @@ from find_ros.nodes.instruction_msgs import status_msg
 from find_ros.nodes.latest_frame import LatestFrameWorker
 from find_ros.nodes.params import declare
 from find_ros.nodes.qos import INSTRUCTION_STATUS, READY, image_qos_for
+from find_ros.nodes.recent_frames import RecentFrames
 from find_ros.position3d import CameraMatrix, DepthView, check_aligned, depth_in_metres
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
 
     params_type: type = object
     recent_frames: int = 30  # frames kept for resolving frame-region entities
+    recent_frames_bytes: int = 64 << 20  # ... and the most pixel bytes they may hold together
 
     # --- hooks for subclasses -----------------------------------------------------------------
     def wants(self, msg: Instruction) -> bool:
@@ -153,7 +154,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         self.instructions: InstructionBook[ActiveInstruction] = InstructionBook(
             self.params.max_instructions, self.params.max_instructions_per_sender)
         self.counters = Counters()
-        self._recent: deque[tuple[int, bytes]] = deque(maxlen=self.recent_frames)
+        self._recent = RecentFrames(self.recent_frames, self.recent_frames_bytes)
         self._budget: Any = None
         self._budget_lock = threading.Lock()
 
@@ -226,6 +227,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release_model()
+        self._recent.clear()  # kept across deactivate, so regions of frames seen before still resolve
         for subscription in self._instruction_subs:
             self.destroy_subscription(subscription)
         self._instruction_subs = []
@@ -375,10 +377,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
 
     def lookup_frame(self, stamp: int) -> np.ndarray | None:
         """The recent frame closest to ``stamp`` within tolerance; subclasses may look further back."""
-        best = min(tuple(self._recent), key=lambda item: abs(item[0] - stamp), default=None)
-        if best is None or abs(best[0] - stamp) > REGION_STAMP_TOLERANCE_NS:
-            return None
-        return decode_image(best[1], self.params.max_image_pixels)
+        return self._recent.nearest(stamp, REGION_STAMP_TOLERANCE_NS)
 
     def drop_instruction(self, active: ActiveInstruction, reason: str) -> None:
         from find_ros_msgs.msg import InstructionStatus
@@ -401,8 +400,7 @@ class PerceptionNode(LifecycleNodeMixin, Node):
         limit = self.params.max_image_pixels  # checked from the header, before any pixel is decoded
         rgb = compressed_msg_to_rgb(msg, limit) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg, limit)
         depth = self._depth_view(synced, rgb.shape) if synced.depth is not None else None
-        if self.recent_frames:
-            self._recent.append((stamp_ns(msg.header.stamp), encode_jpeg(rgb)))
+        self._recent.add(stamp_ns(msg.header.stamp), rgb)
         t1 = time.perf_counter()
         frame = self.engine.encode_frame(rgb)
         t2 = time.perf_counter()
