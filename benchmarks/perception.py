@@ -9,14 +9,19 @@ the camera: it publishes frames at --hz (best effort unless --reliable, stamped 
 instructions, and receives the Grounding results over DDS (loopback, private domain), through
 find_ros.nodes.graph_client. Figures, one JSON line each:
 
-* processed_fps       results per second over the run; ``ratio`` is against the camera rate
+* processed_fps       frames answered per second: per camera phase, the results after the first
+                      over the time from the first to the last (the steady rate, without the
+                      phase's start and end); ``ratio`` is against the camera rate
 * latency_ms_p50/p95  frame stamp -> result received here (loopback; includes DDS both ways)
 * frames_received     frames that reached the node (best-effort transport may lose large frames)
 * frames_dropped      frames the node replaced before processing (its diagnostics), and the fraction
 * rss_mb_start/end    resident memory of the perception process after warm-up and at the end
-* model_only_fps      after the graph stopped, this process calls FindModel directly on the same
-                      frames and --instructions (encode_image + ground_many), the model's own limit;
-                      ``e2e_over_model`` is processed_fps / model_only_fps
+* model_only_fps      this process calls FindModel directly on the same frames and --instructions
+                      (encode_image + ground_many), the model's own limit, while the camera pauses
+                      and the node waits idle; ``e2e_over_model`` is processed_fps / model_only_fps.
+                      The measured window is --rounds camera phases, each followed by a model-only
+                      phase (--model-seconds shared among them), so both figures are taken under
+                      the same conditions of the machine (a shared VM's speed drifts over minutes)
 * latency_p95_frame_periods  latency p95 in periods of the processed rate (1 / processed_fps)
 * cpu_cores_model     CPU the perception process's model threads used over the run, in cores, beside
                       its main thread (the executor), its DDS threads and the camera (this process):
@@ -100,10 +105,13 @@ def main() -> int:
     parser.add_argument("--instructions", type=int, default=1, help="active instructions (steady mode)")
     parser.add_argument("--sweep", action="store_true", help="steady runs over 1/4/8 instructions x 320x240/640x480")
     parser.add_argument("--model-seconds", type=float, default=8.0, help="model-only measurement per point")
+    parser.add_argument("--rounds", type=int, default=4, help="camera / model-only phases the measured window alternates")
     parser.add_argument("--random", action="store_true", help="noise frames instead of rendered ones")
     parser.add_argument("--reliable", action="store_true", help="reliable camera (and node subscription)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.sweep:
         if args.soak:
             parser.error("--sweep is a steady-mode sweep; it does not combine with --soak")
@@ -197,13 +205,13 @@ def run_point(args: argparse.Namespace) -> None:
                 figures = soak(args, client, camera, instructions, messages, frames[0], result_stamps, result_times,
                                answers, graph.pid, rss_start, start_counts)
             else:
+                direct = ModelOnly(args.model, device, frames, texts)
                 figures = steady(args, client, camera, messages, result_stamps, result_times, graph.pid, rss_start,
-                                 start_counts, len(texts), spans)
+                                 start_counts, len(texts), spans, direct)
+                figures += direct.figures(next(f["value"] for f in figures if f["figure"] == "processed_fps"))
         finally:
             client.close()
             stop_process(graph)
-    if not args.soak:  # the graph has stopped: the model has the CPU to itself, as the node had
-        figures += model_only(args, frames, texts, device, figures)
 
     common = {"model": model_name, "device": device, "camera_hz": args.hz, "resolution": f"{width}x{height}",
               "mode": "soak" if args.soak else "steady", "instructions": len(texts)}
@@ -212,86 +220,110 @@ def run_point(args: argparse.Namespace) -> None:
         print(json.dumps(line) if args.json else f"{line['figure']:24s} {line['value']} {line['unit']}", flush=True)
 
 
-def model_only(args: argparse.Namespace, frames: list[np.ndarray], texts: list[str], device: str,
-               figures: list[dict]) -> list[dict]:
+class ModelOnly:
     """FindModel called directly on the same frames and instructions as the node got: what the
-    node does per frame (encode_image, then ground_many over every instruction), without ROS.
-    Frames with only the first instruction alternate with them, so the cost of the other
-    instructions is a ratio taken in one process under the same load."""
-    import torch
+    node does per frame (encode_image, then ground_many over every instruction), without ROS,
+    in phases between the camera's. Frames with only the first instruction alternate with them,
+    so the cost of the other instructions is a ratio taken in one process under the same load."""
 
-    from find_ros.model import FindModel, resolve_model_dir
+    def __init__(self, model_dir: str, device: str, frames: list[np.ndarray], texts: list[str]) -> None:
+        import torch
 
-    model = FindModel.from_pretrained(resolve_model_dir(args.model or None), device=device or "auto").eval()
-    with torch.inference_mode():  # as the node's engine calls it (find_ros.nodes.engine)
-        return _model_only(args, model, frames, texts, figures)
+        from find_ros.model import FindModel, resolve_model_dir
 
+        self._torch = torch
+        self.model = FindModel.from_pretrained(resolve_model_dir(model_dir or None), device=device or "auto").eval()
+        self.frames = frames
+        self.several = len(texts) > 1
+        with torch.inference_mode():  # as the node's engine calls it (find_ros.nodes.engine)
+            encoded = [self.model.encode_instruction(t) for t in texts]
+            self.every, self.first = self.model.batch_instructions(encoded), self.model.batch_instructions(encoded[:1])
+            for rgb in frames[:3]:  # warm-up, as the node's first frames
+                self.model.ground_many(self.model.encode_image(rgb), self.every)
+        self.per_frame: list[float] = []  # ms, every instruction
+        self.one: list[float] = []        # ms, the first instruction alone
 
-def _model_only(args: argparse.Namespace, model: Any, frames: list[np.ndarray], texts: list[str],
-                figures: list[dict]) -> list[dict]:
-    encoded = [model.encode_instruction(t) for t in texts]
-    every, first = model.batch_instructions(encoded), model.batch_instructions(encoded[:1])
-    for rgb in frames[:3]:  # warm-up, as the node's first frames
-        model.ground_many(model.encode_image(rgb), every)
-    per_frame: list[float] = []
-    one: list[float] = []
-    began = time.monotonic()
-    while time.monotonic() - began < args.model_seconds:
-        for batch, times in ((every, per_frame), (first, one)) if len(texts) > 1 else ((every, per_frame),):
-            t0 = time.perf_counter()
-            model.ground_many(model.encode_image(frames[len(per_frame) % len(frames)]), batch)
-            times.append((time.perf_counter() - t0) * 1e3)
-    fps = 1e3 / float(np.mean(per_frame))
-    e2e = next(f["value"] for f in figures if f["figure"] == "processed_fps")
-    lines = [
-        {"figure": "model_only_fps", "value": round(fps, 2), "unit": "Hz", "frames": len(per_frame),
-         "frame_ms_p50": percentile(per_frame, 50), "frame_ms_p95": percentile(per_frame, 95)},
-        {"figure": "e2e_over_model", "value": round(e2e / fps, 4) if fps else None, "unit": "ratio",
-         "baseline": "model_only_fps (FindModel called directly on the same frames and instructions)"},
-    ]
-    if one:
-        lines.append({"figure": "frame_ms_vs_one_instruction", "value": round(float(np.median(per_frame) / np.median(one)), 3),
-                      "unit": "ratio", "frame_ms_p50": percentile(per_frame, 50), "one_instruction_ms_p50": percentile(one, 50),
-                      "baseline": "model-only frames with the first instruction alone, alternating with these"})
-    return lines
+    def run(self, seconds: float) -> None:
+        """One model-only phase of ``seconds``."""
+        began = time.monotonic()
+        with self._torch.inference_mode():
+            while time.monotonic() - began < seconds:
+                for batch, times in ((self.every, self.per_frame), (self.first, self.one)) if self.several else \
+                        ((self.every, self.per_frame),):
+                    t0 = time.perf_counter()
+                    self.model.ground_many(self.model.encode_image(self.frames[len(self.per_frame) % len(self.frames)]), batch)
+                    times.append((time.perf_counter() - t0) * 1e3)
+
+    def figures(self, e2e_fps: float) -> list[dict]:
+        fps = 1e3 / float(np.mean(self.per_frame))
+        lines = [
+            {"figure": "model_only_fps", "value": round(fps, 2), "unit": "Hz", "frames": len(self.per_frame),
+             "frame_ms_p50": percentile(self.per_frame, 50), "frame_ms_p95": percentile(self.per_frame, 95)},
+            {"figure": "e2e_over_model", "value": round(e2e_fps / fps, 4) if fps else None, "unit": "ratio",
+             "baseline": "model_only_fps (FindModel called directly on the same frames and instructions, "
+                         "in phases alternating with the camera's)"},
+        ]
+        if self.one:
+            lines.append({"figure": "frame_ms_vs_one_instruction",
+                          "value": round(float(np.median(self.per_frame) / np.median(self.one)), 3), "unit": "ratio",
+                          "frame_ms_p50": percentile(self.per_frame, 50), "one_instruction_ms_p50": percentile(self.one, 50),
+                          "baseline": "model-only frames with the first instruction alone, alternating with these"})
+        return lines
 
 
 def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[Any], result_stamps: list[int],
            result_times: list[int], pid: int, rss_start: float, start: dict[str, int], per_frame: int,
-           spans: list[tuple[float, ...]]) -> list[dict]:
+           spans: list[tuple[float, ...]], direct: ModelOnly) -> list[dict]:
     from find_ros.nodes.graph_client import resident_mb
 
     sent = 0
-    cpu_before = {"node": thread_cpu_s(pid), "camera": thread_cpu_s(os.getpid())}
-    began = time.monotonic()
     period = 1 / args.hz
-    while time.monotonic() - began < args.seconds:
-        camera.publish(messages[sent % len(messages)])
-        sent += 1
-        client.spin_for(max(0.0, began + sent * period - time.monotonic()))
-    elapsed = time.monotonic() - began
-    cpu = cpu_shares(pid, cpu_before, elapsed)
+    phases: list[tuple[int, int]] = []  # stamps (ns) of each camera phase's first and last frame
+    cpu_used: dict[str, float] = {}
+    elapsed = 0.0
+    for _ in range(args.rounds):
+        cpu_before = {"node": thread_cpu_s(pid), "camera": thread_cpu_s(os.getpid())}
+        began, count = time.monotonic(), 0
+        first = last = 0
+        while time.monotonic() - began < args.seconds / args.rounds:
+            last = camera.publish(messages[sent % len(messages)])
+            first = first or last
+            sent += 1
+            count += 1
+            client.spin_for(max(0.0, began + count * period - time.monotonic()))
+        phase_s = time.monotonic() - began
+        elapsed += phase_s
+        for key, used in cpu_seconds(pid, cpu_before).items():
+            cpu_used[key] = cpu_used.get(key, 0.0) + used
+        phases.append((first, last))
+        # The node finishes the phase's last frame (or that frame was lost), then waits idle.
+        client.spin_until(lambda: result_stamps[-per_frame:].count(last) >= per_frame, 2.0)
+        direct.run(args.model_seconds / args.rounds)
+    cpu = {key: round(used / elapsed, 3) for key, used in cpu_used.items()}
     client.spin_for(2.5)  # the last results and one more diagnostics period
     status = client.status["find_grounding"]
     dropped = int(status.get("frames_dropped", 0) or 0) - start["frames_dropped"]
     received = int(status.get("frames_received", 0) or 0) - start["frames_received"]
+    # Results for frames of the camera phases only (a warm-up frame may be answered after the
+    # warm-up ended); the three lists are filled together, in order.
+    kept = [k for k, stamp in enumerate(result_stamps) if any(first <= stamp <= last for first, last in phases)]
+    results = [(result_stamps[k], result_times[k], spans[k]) for k in kept if k < len(spans)]
     # A frame is processed when every instruction's result arrived; its latency is the last one's.
     answered: dict[int, list[int]] = {}
-    for stamp, arrived in zip(result_stamps, result_times):
+    for stamp, arrived, _ in results:
         answered.setdefault(stamp, []).append(arrived)
     done = {stamp: max(times) for stamp, times in answered.items() if len(times) >= per_frame}
     latencies = [(t - s) / 1e6 for s, t in done.items()]
-    fps = len(done) / elapsed
+    fps = steady_rate(done, phases)
     p95 = percentile(latencies, 95)
     names = ("decode", "vision", "interface", "postprocess", "queue")
-    medians = {n: round(float(np.median([s[k] for s in spans])), 2) if spans else None for k, n in enumerate(names)}
+    medians = {n: round(float(np.median([r[2][k] for r in results])), 2) if results else None for k, n in enumerate(names)}
     p50 = percentile(latencies, 50)
-    if spans:  # per result: its latency minus the node's spans for it (lists filled together, in order)
-        other = [(t - s) / 1e6 - sum(span) for s, t, span in zip(result_stamps, result_times, spans)]
-        medians["other"] = round(float(np.median(other)), 2)
+    if results:  # per result: its latency minus the node's spans for it
+        medians["other"] = round(float(np.median([(t - s) / 1e6 - sum(span) for s, t, span in results])), 2)
     return [
         {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate",
-         "seconds": round(elapsed, 1), "frames_sent": sent},
+         "seconds": round(elapsed, 1), "frames_sent": sent, "rounds": args.rounds, "frames_answered": len(done)},
         {"figure": "latency_ms_p50", "value": p50, "unit": "ms"},
         {"figure": "latency_ms_p95", "value": p95, "unit": "ms"},
         {"figure": "latency_p95_frame_periods", "value": round(p95 * fps / 1e3, 2) if p95 is not None else None,
@@ -325,19 +357,31 @@ def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
     return threads
 
 
-def cpu_shares(pid: int, before: dict[str, dict[int, tuple[str, float]]], seconds: float) -> dict[str, float]:
-    """Where the CPU went over ``seconds`` since ``before`` (thread_cpu_s of the node and of this
-    process), in cores: the node's main thread, its DDS threads, its other threads, and the camera."""
-    shares = dict.fromkeys(("node_main_thread", "node_dds", "node_workers", "camera_process"), 0.0)
+def cpu_seconds(pid: int, before: dict[str, dict[int, tuple[str, float]]]) -> dict[str, float]:
+    """CPU seconds used since ``before`` (thread_cpu_s of the node and of this process): the node's
+    main thread, its DDS threads, its other threads, and the camera."""
+    used = dict.fromkeys(("node_main_thread", "node_dds", "node_workers", "camera_process"), 0.0)
     for who, process in (("node", pid), ("camera", os.getpid())):
         for tid, (name, cpu_s) in thread_cpu_s(process).items():
-            used = cpu_s - before[who].get(tid, (name, 0.0))[1]
+            spent = cpu_s - before[who].get(tid, (name, 0.0))[1]
             if who == "camera":
                 key = "camera_process"
             else:
                 key = "node_main_thread" if tid == pid else "node_dds" if name.startswith("dds.") else "node_workers"
-            shares[key] += used / seconds
-    return {key: round(value, 3) for key, value in shares.items()}
+            used[key] += spent
+    return used
+
+
+def steady_rate(done: dict[int, int], phases: list[tuple[int, int]]) -> float:
+    """Frames answered per second in steady state: over the camera phases (stamps ``first..last``),
+    the answers after each phase's first divided by the time from its first answer to its last."""
+    answers, span_ns = 0, 0
+    for first, last in phases:
+        times = sorted(t for stamp, t in done.items() if first <= stamp <= last)
+        if len(times) >= 2:
+            answers += len(times) - 1
+            span_ns += times[-1] - times[0]
+    return answers / (span_ns / 1e9) if span_ns else 0.0
 
 
 def soak(args: argparse.Namespace, client: Any, camera: Any, instructions: Any, messages: list[Any], sample: np.ndarray,

@@ -39,8 +39,10 @@ def test_a_short_soak_reports_every_figure(tiny_model_dir) -> None:
 
 
 def test_a_short_steady_run_reports_every_figure(tiny_model_dir) -> None:
-    figures = _run(tiny_model_dir, "--seconds", "4", "--instructions", "3", "--model-seconds", "2")
-    assert figures["processed_fps"]["value"] > 0 and figures["processed_fps"]["instructions"] == 3
+    figures = _run(tiny_model_dir, "--seconds", "4", "--instructions", "3", "--model-seconds", "2", "--rounds", "2")
+    processed = figures["processed_fps"]
+    assert processed["value"] > 0 and processed["instructions"] == 3 and processed["rounds"] == 2
+    assert 0 < processed["frames_answered"] <= processed["frames_sent"]
     for name in ("latency_ms_p50", "latency_ms_p95", "latency_p95_frame_periods", "frames_received", "frames_dropped",
                  "rss_mb_start", "rss_mb_end"):
         assert name in figures, name

@@ -28,12 +28,21 @@ def test_the_probe_reads_a_position_that_is_in_the_states_and_not_one_that_is_no
 
 
 def test_probe_cli_prints_one_json_line(tiny_model: Path, synthetic_data: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.probe_positions", "--model", str(tiny_model), "--data", str(synthetic_data),
-         "--split", "val", "--threads", "1"], env=subprocess_env(), capture_output=True, timeout=300)
-    assert proc.returncode in (0, 2), proc.stderr.decode()[-2000:]
-    if proc.returncode == 2:  # 8 small images may hold too few things; the error says so
-        assert "too few things to probe" in proc.stderr.decode()
-        return
+    # The fixture is deterministic (seed 3): its 8 val images hold 45 things, enough to probe.
+    proc = _probe_cli(tiny_model, synthetic_data)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     out = json.loads(proc.stdout)
     assert out["figure"] == "proposal_position_probe" and {"r2_x", "r2_y", "train_things", "test_things"} <= set(out)
+    assert out["train_things"] >= 10 and out["test_things"] >= 10
+
+
+def test_probe_cli_refuses_too_few_things_with_the_reason(tiny_model: Path, synthetic_data: Path) -> None:
+    proc = _probe_cli(tiny_model, synthetic_data, "--limit", "2")  # two images: under 10 things a half
+    assert proc.returncode == 2 and not proc.stdout
+    assert "too few things to probe" in proc.stderr.decode()
+
+
+def _probe_cli(model: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "training.probe_positions", "--model", str(model), "--data", str(data),
+         "--split", "val", "--threads", "1", *extra], env=subprocess_env(), capture_output=True, timeout=300)
