@@ -170,16 +170,17 @@ class LocalizationNode(PerceptionNode):
         picture = self.remembered_picture(entry_id)
         return None if picture is None else self.engine.ground(self.engine.encode_frame(picture), encoded)
 
-    def remembered_picture(self, entry_id: int) -> np.ndarray | None:
-        """A remembered frame's picture; None when it was dropped from the memory, or (reported) when
-        it does not decode within ``max_image_pixels``. Either way the frame keeps its embedding."""
+    def remembered_picture(self, entry_id: int, without: str = "is ranked by its embedding alone") -> np.ndarray | None:
+        """A remembered frame's picture; None when it was dropped from the memory, or (reported, with
+        what the caller does ``without`` it) when it does not decode within ``max_image_pixels``.
+        Either way the frame keeps its embedding."""
         payload = self.memory.payload(entry_id)
         if payload is None:
             return None
         try:
             return decode_image(payload, self.params.max_image_pixels)
         except ValueError as error:
-            self.report_error(f"remembered frame {entry_id} is ranked by its embedding alone: {error}")
+            self.report_error(f"remembered frame {entry_id} {without}: {error}")
             return None
 
     def on_frame(self, rgb: np.ndarray, header: Header, frame: ImageEmbeddings, waited_s: float, decode_ms: float,
@@ -218,7 +219,7 @@ class LocalizationNode(PerceptionNode):
         if self.memory is None:
             return None
         entry_id = self.memory.nearest_in_time(stamp, REGION_STAMP_TOLERANCE_NS)
-        return None if entry_id is None else self.remembered_picture(entry_id)
+        return None if entry_id is None else self.remembered_picture(entry_id, "cannot give a frame region its pixels")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -97,7 +97,11 @@ def test_a_loaded_memory_whose_picture_is_a_bomb_is_ranked_by_embedding_and_repo
         assert response.success, response.message
         stamps = [m.stamp.nanosec for m in response.result.matches]
         assert sorted(stamps) == [0, 1, 2] and stamps[-1] == 0  # the bomb's frame ranks after the grounded ones
-        assert "remembered frame 0" in node.counters.last_error and "12000x12000" in node.counters.last_error
-        assert node.lookup_frame(0) is None and node.lookup_frame(1).shape == frame(1).shape
+        assert "remembered frame 0 is ranked by its embedding alone" in node.counters.last_error
+        assert "12000x12000" in node.counters.last_error
+        # A frame region in the bomb's frame: refused with what it costs that lookup, not a ranking.
+        assert node.lookup_frame(0) is None
+        assert "remembered frame 0 cannot give a frame region its pixels" in node.counters.last_error
+        assert node.lookup_frame(1).shape == frame(1).shape
     finally:
         rclpy.shutdown(context=context)
