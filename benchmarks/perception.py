@@ -306,8 +306,8 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
     received = int(status.get("frames_received", 0) or 0) - start["frames_received"]
     # Results for frames of the camera phases only (a warm-up frame may be answered after the
     # warm-up ended); the three lists are filled together, in order.
-    kept = [k for k, stamp in enumerate(result_stamps) if any(first <= stamp <= last for first, last in phases)]
-    results = [(result_stamps[k], result_times[k], spans[k]) for k in kept if k < len(spans)]
+    results = [(stamp, arrived, span) for stamp, arrived, span in zip(result_stamps, result_times, spans)
+               if any(first <= stamp <= last for first, last in phases)]
     # A frame is processed when every instruction's result arrived; its latency is the last one's.
     answered: dict[int, list[int]] = {}
     for stamp, arrived, _ in results:
