@@ -21,7 +21,9 @@ find_ros.nodes.graph_client. Figures, one JSON line each:
                       and the node waits idle; ``e2e_over_model`` is processed_fps / model_only_fps.
                       The measured window is --rounds camera phases, each followed by a model-only
                       phase (--model-seconds shared among them), so both figures are taken under
-                      the same conditions of the machine (a shared VM's speed drifts over minutes)
+                      the same conditions of the machine (a shared VM's speed drifts over minutes);
+                      ``per_round`` gives each camera phase's rate over the model-only phase after
+                      it, with their mean and sd: how far the drift within one run moves the ratio
 * latency_p95_frame_periods  latency p95 in periods of the processed rate (1 / processed_fps)
 * cpu_cores_model     CPU the perception process's model threads used over the run, in cores, beside
                       its main thread (the executor), its DDS threads and the camera (this process):
@@ -208,7 +210,8 @@ def run_point(args: argparse.Namespace) -> None:
                 direct = ModelOnly(args.model, device, frames, texts)
                 figures = steady(args, client, camera, messages, result_stamps, result_times, graph.pid, rss_start,
                                  start_counts, len(texts), spans, direct)
-                figures += direct.figures(next(f["value"] for f in figures if f["figure"] == "processed_fps"))
+                processed = next(f for f in figures if f["figure"] == "processed_fps")
+                figures += direct.figures(processed["value"], processed.pop("phase_fps"))
         finally:
             client.close()
             stop_process(graph)
@@ -242,10 +245,11 @@ class ModelOnly:
                 self.model.ground_many(self.model.encode_image(rgb), self.every)
         self.per_frame: list[float] = []  # ms, every instruction
         self.one: list[float] = []        # ms, the first instruction alone
+        self.phase_fps: list[float] = []  # each phase's own rate, every instruction
 
     def run(self, seconds: float) -> None:
         """One model-only phase of ``seconds``."""
-        began = time.monotonic()
+        began, before = time.monotonic(), len(self.per_frame)
         with self._torch.inference_mode():
             while time.monotonic() - began < seconds:
                 for batch, times in ((self.every, self.per_frame), (self.first, self.one)) if self.several else \
@@ -253,13 +257,20 @@ class ModelOnly:
                     t0 = time.perf_counter()
                     self.model.ground_many(self.model.encode_image(self.frames[len(self.per_frame) % len(self.frames)]), batch)
                     times.append((time.perf_counter() - t0) * 1e3)
+        self.phase_fps.append(1e3 / float(np.mean(self.per_frame[before:])))
 
-    def figures(self, e2e_fps: float) -> list[dict]:
+    def figures(self, e2e_fps: float, e2e_phase_fps: list[float]) -> list[dict]:
+        """The model-only figures beside the end-to-end rate of the whole window and of each
+        camera phase: per round, a camera phase's rate over the model-only phase that followed it
+        (the spread of those ratios is the machine's drift within one run)."""
         fps = 1e3 / float(np.mean(self.per_frame))
+        rounds = [round(e / m, 4) for e, m in zip(e2e_phase_fps, self.phase_fps, strict=True) if e and m]
         lines = [
             {"figure": "model_only_fps", "value": round(fps, 2), "unit": "Hz", "frames": len(self.per_frame),
              "frame_ms_p50": percentile(self.per_frame, 50), "frame_ms_p95": percentile(self.per_frame, 95)},
             {"figure": "e2e_over_model", "value": round(e2e_fps / fps, 4) if fps else None, "unit": "ratio",
+             "per_round": rounds, "round_mean": round(float(np.mean(rounds)), 4) if rounds else None,
+             "round_sd": round(float(np.std(rounds, ddof=1)), 4) if len(rounds) > 1 else None,
              "baseline": "model_only_fps (FindModel called directly on the same frames and instructions, "
                          "in phases alternating with the camera's)"},
         ]
@@ -315,6 +326,7 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
     done = {stamp: max(times) for stamp, times in answered.items() if len(times) >= per_frame}
     latencies = [(t - s) / 1e6 for s, t in done.items()]
     fps = steady_rate(done, phases)
+    phase_fps = [steady_rate(done, [phase]) for phase in phases]
     p95 = percentile(latencies, 95)
     names = ("decode", "vision", "interface", "postprocess", "queue")
     medians = {n: round(float(np.median([r[2][k] for r in results])), 2) if results else None for k, n in enumerate(names)}
@@ -323,7 +335,8 @@ def steady(args: argparse.Namespace, client: Any, camera: Any, messages: list[An
         medians["other"] = round(float(np.median([(t - s) / 1e6 - sum(span) for s, t, span in results])), 2)
     return [
         {"figure": "processed_fps", "value": round(fps, 2), "unit": "Hz", "ratio": round(fps / args.hz, 4), "baseline": "camera rate",
-         "seconds": round(elapsed, 1), "frames_sent": sent, "rounds": args.rounds, "frames_answered": len(done)},
+         "seconds": round(elapsed, 1), "frames_sent": sent, "rounds": args.rounds, "frames_answered": len(done),
+         "phase_fps": phase_fps},
         {"figure": "latency_ms_p50", "value": p50, "unit": "ms"},
         {"figure": "latency_ms_p95", "value": p95, "unit": "ms"},
         {"figure": "latency_p95_frame_periods", "value": round(p95 * fps / 1e3, 2) if p95 is not None else None,

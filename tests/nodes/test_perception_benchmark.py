@@ -53,6 +53,11 @@ def test_a_short_steady_run_reports_every_figure(tiny_model_dir) -> None:
     assert model_only["value"] > 0 and model_only["frames"] > 0
     ratio = figures["e2e_over_model"]["value"]
     assert ratio == pytest.approx(figures["processed_fps"]["value"] / model_only["value"], rel=0.02)  # of rounded figures
+    # Per round, a camera phase over the model-only phase after it (a phase with a single answer has no rate).
+    rounds = figures["e2e_over_model"]["per_round"]
+    assert 1 <= len(rounds) <= 2 and all(r > 0 for r in rounds)
+    assert figures["e2e_over_model"]["round_mean"] == pytest.approx(sum(rounds) / len(rounds), abs=1e-3)
+    assert "phase_fps" not in processed
     cpu = figures["cpu_cores_model"]  # where the CPU went: every group ran, none beyond the machine
     assert cpu["node_workers"] > 0 and cpu["node_main_thread"] > 0 and cpu["camera_process"] > 0
     # /proc counts in clock ticks, so each thread may be a tick off at either end of the window.
