@@ -1,6 +1,6 @@
 """Calibrate a model's presence decision (find_ros.model.presence) on walk-through bags.
 
-    python -m training.calibrate_presence [--model DIR] [--seeds 20-24] [--frames 40] [--size 320x240]
+    python -m training.calibrate_presence [--model DIR] [--seeds 20-29,100-129] [--frames 40] [--size 320x240]
                                           [--features A,B,...] [--work DIR] [--threads N] [--write]
 
 Grounds a text and a crop instruction for every object of each seed's walk-through in every frame,
@@ -10,8 +10,8 @@ find_ros.model.presence.DEFAULT_FEATURES; the names are stored with the fit), pi
 that maximises the smaller of precision and recall over both kinds on out-of-fold confidences (each
 seed judged by a fit on the other seeds, so the threshold allows for the fit's optimism), prints
 the fitted figures, and with --write stores the result under ``presence`` in the model's
-config.json. Use seeds that no test, demo or evaluation uses (the default model: 20-24; its
-evaluation, benchmarks/presence.py, uses 30-34).
+config.json. Use seeds that no test, demo or evaluation uses (the default model: 20-29 and
+100-129, forty walk-throughs; its evaluation, benchmarks/presence.py, uses 40-49).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def choose_threshold(per_kind: dict[str, tuple[list[float], list[bool]]]) -> flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_walkthrough_arguments(parser, seeds="20-24")
+    add_walkthrough_arguments(parser, seeds="20-29,100-129")
     parser.add_argument("--write", action="store_true", help="store the calibration in the model's config.json")
     parser.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                         help=f"comma-separated presence features (of {', '.join(PRESENCE_FEATURES)})")

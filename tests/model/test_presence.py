@@ -155,7 +155,7 @@ def test_the_default_model_carries_a_calibration_made_on_seeds_no_test_uses() ->
     assert settings.calibrated and 0.0 < settings.threshold < 1.0
     seeds = set(settings.calibration["seeds"])
     assert seeds and not seeds & SEEDS_USED_BY_TESTS_AND_DEMO
-    assert not seeds & set(range(30, 35))  # benchmarks/presence.py evaluates on 30-34
+    assert not seeds & set(range(30, 50))  # benchmarks/presence.py evaluates on 40-49; 30-39 compared recipes
     card = (default_model_dir() / "MODEL_CARD.md").read_text()
     assert settings.calibration["command"] in card
     tests_text = "\n".join(p.read_text() for p in Path(__file__).resolve().parents[1].rglob("*.py"))
